@@ -1,0 +1,24 @@
+//! mb2fa-core: the rules and the storage behind the mb-2fa tools.
+//!
+//! One module a concern: [`secret`] (generation, base32), [`uri`] (otpauth),
+//! [`totp`] (codes, window, replay), [`backup_codes`], [`email`] and [`code`]
+//! (input), [`store`] (SQLite), [`qr`] (terminal art), [`clock`] (time),
+//! [`error`] (exit codes), and [`account`], which ties them into the
+//! operations the tools perform. [`cli`] holds the plumbing every tool shares.
+
+pub mod account;
+pub mod backup_codes;
+pub mod clock;
+pub mod code;
+pub mod email;
+pub mod error;
+pub mod qr;
+pub mod secret;
+pub mod store;
+pub mod totp;
+pub mod uri;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use error::{Error, ErrorKind, Result};

@@ -296,6 +296,13 @@ pub fn regenerate_backup_codes(
     Ok(set.codes)
 }
 
+/// The state of an enrollment, or `None` when the email has none.
+pub fn state(store: &mut Store, email: &Email) -> Result<Option<State>> {
+    Ok(store
+        .read(|tx| tx.account_state(email.as_str()))?
+        .map(|(_, s)| s))
+}
+
 pub fn list(store: &mut Store) -> Result<Vec<AccountSummary>> {
     store.read(|tx| tx.summaries())
 }

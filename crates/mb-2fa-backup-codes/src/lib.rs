@@ -1,0 +1,54 @@
+//! `mb-2fa-backup-codes`: replace an account's backup codes with 10 new ones.
+//! The old codes stop working the moment the new ones are stored.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, Command};
+use mb2fa_core::Result;
+use mb2fa_core::account;
+use mb2fa_core::cli::{self, Globals, Report};
+use mb2fa_core::clock::SystemClock;
+use mb2fa_core::store::{OpenMode, Store};
+
+pub fn command() -> Command {
+    cli::command(
+        "mb-2fa-backup-codes",
+        "Replace an account's backup codes with 10 new ones",
+    )
+    .long_about(
+        "Replace an account's backup codes with 10 new single-use codes and print them.\n\n\
+             The old codes, used or not, stop working at once. The new codes are shown only now.",
+    )
+    .arg(cli::email_arg())
+    .after_help("Example:\n  sudo mb-2fa-backup-codes --email alice@example.com")
+}
+
+pub fn run<I>(args: I) -> ExitCode
+where
+    I: IntoIterator,
+    I::Item: Into<OsString> + Clone,
+{
+    cli::run(command(), args, execute)
+}
+
+fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let email = cli::email(m)?;
+    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let codes: Vec<String> = account::regenerate_backup_codes(&mut store, &SystemClock, &email)?
+        .iter()
+        .map(|c| c.formatted().to_string())
+        .collect();
+    let mut report = Report::new()
+        .field("email", email.as_str())
+        .field("backup_codes", codes.clone());
+    if !g.quiet {
+        report = report.line(format!(
+            "New backup codes for {email}; the old ones no longer work.\nEach works once; store them offline; they are not shown again:"
+        ));
+    }
+    for c in &codes {
+        report = report.line(if g.quiet { c.clone() } else { format!("  {c}") });
+    }
+    Ok(report)
+}

@@ -1,0 +1,79 @@
+//! `mb-2fa-disable`: remove an account's 2FA (secret and backup codes). The
+//! admin's emergency path, or with `--code` the user's self-service path.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use mb2fa_core::account;
+use mb2fa_core::cli::{self, Globals, Report};
+use mb2fa_core::clock::SystemClock;
+use mb2fa_core::code::Code;
+use mb2fa_core::store::{OpenMode, Store};
+use mb2fa_core::{Error, Result};
+
+pub fn command() -> Command {
+    cli::command("mb-2fa-disable", "Remove an account's 2FA secret and backup codes (emergency path)")
+        .long_about(
+            "Remove an account's 2FA secret and backup codes.\n\n\
+             Asks for confirmation on a terminal; scripts (no terminal, or --json) must pass --yes. \
+             With --code, a valid current code (or an unused backup code) is required first: the \
+             self-service path for a user who still has the phone.",
+        )
+        .arg(cli::email_arg())
+        .arg(
+            Arg::new("code")
+                .long("code")
+                .value_name("CODE")
+                .value_parser(value_parser!(OsString))
+                .help("Require this valid code first (6 digits or a backup code); - reads it from stdin"),
+        )
+        .arg(
+            Arg::new("yes")
+                .short('y')
+                .long("yes")
+                .action(ArgAction::SetTrue)
+                .help("Do not ask for confirmation (required without a terminal)"),
+        )
+        .after_help(
+            "Examples:\n  sudo mb-2fa-disable --email alice@example.com\n  \
+             mb-2fa-disable --email alice@example.com --yes --json",
+        )
+}
+
+pub fn run<I>(args: I) -> ExitCode
+where
+    I: IntoIterator,
+    I::Item: Into<OsString> + Clone,
+{
+    cli::run(command(), args, execute)
+}
+
+fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let email = cli::email(m)?;
+    let code = match m.get_one::<OsString>("code") {
+        Some(v) => Some(Code::parse(&cli::secret_value(v, "code")?)?),
+        None => None,
+    };
+    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let state =
+        account::state(&mut store, &email)?.ok_or_else(|| Error::not_enrolled(email.as_str()))?;
+    cli::confirm(
+        g,
+        m.get_flag("yes"),
+        &format!(
+            "Remove 2FA ({}) for {email}? Its secret and backup codes are deleted; it must enroll again.",
+            state.as_str()
+        ),
+    )?;
+    account::disable(&mut store, &SystemClock, &email, code.as_ref())?;
+    let report = Report::new()
+        .field("email", email.as_str())
+        .field("disabled", true);
+    if g.quiet {
+        return Ok(report);
+    }
+    Ok(report.line(format!(
+        "2FA removed for {email}: its secret and backup codes are deleted. Enroll again with mb-2fa-enable --email {email}"
+    )))
+}

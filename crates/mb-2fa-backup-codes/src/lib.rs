@@ -24,11 +24,8 @@ pub fn command() -> Command {
     .after_help("Example:\n  sudo mb-2fa-backup-codes --email alice@example.com")
 }
 
-pub fn run<I>(args: I) -> ExitCode
-where
-    I: IntoIterator,
-    I::Item: Into<OsString> + Clone,
-{
+/// Run the tool on `args` (program name first) and return its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::run(command(), args, execute)
 }
 

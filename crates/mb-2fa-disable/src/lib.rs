@@ -41,11 +41,8 @@ pub fn command() -> Command {
         )
 }
 
-pub fn run<I>(args: I) -> ExitCode
-where
-    I: IntoIterator,
-    I::Item: Into<OsString> + Clone,
-{
+/// Run the tool on `args` (program name first) and return its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::run(command(), args, execute)
 }
 

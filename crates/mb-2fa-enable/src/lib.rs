@@ -1,6 +1,7 @@
 //! `mb-2fa-enable`: enroll an account. Prints the QR code, the secret for
 //! manual entry, the otpauth URI and 10 backup codes, all shown this once.
 
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -72,11 +73,8 @@ pub fn command() -> Command {
     )
 }
 
-pub fn run<I>(args: I) -> ExitCode
-where
-    I: IntoIterator,
-    I::Item: Into<std::ffi::OsString> + Clone,
-{
+/// Run the tool on `args` (program name first) and return its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::run(command(), args, execute)
 }
 

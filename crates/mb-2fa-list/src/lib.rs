@@ -25,11 +25,8 @@ pub fn command() -> Command {
     .after_help("Examples:\n  sudo mb-2fa-list\n  mb-2fa-list --json | jq '.accounts[].email'")
 }
 
-pub fn run<I>(args: I) -> ExitCode
-where
-    I: IntoIterator,
-    I::Item: Into<OsString> + Clone,
-{
+/// Run the tool on `args` (program name first) and return its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::run(command(), args, execute)
 }
 

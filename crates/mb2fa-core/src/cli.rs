@@ -167,13 +167,11 @@ pub fn confirm(g: &Globals, yes: bool, question: &str) -> Result<()> {
 
 /// Parse arguments, run the tool, print its report or its error, and return
 /// the exit code of the spec's table.
-pub fn run<I, F>(cmd: Command, args: I, work: F) -> ExitCode
+pub fn run<F>(cmd: Command, args: impl IntoIterator<Item = OsString>, work: F) -> ExitCode
 where
-    I: IntoIterator,
-    I::Item: Into<OsString> + Clone,
     F: FnOnce(&ArgMatches, &Globals) -> Result<Report>,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let args: Vec<OsString> = args.into_iter().collect();
     let name = cmd.get_name().to_string();
     let matches = match cmd.try_get_matches_from(&args) {
         Ok(m) => m,
@@ -230,13 +228,21 @@ fn clap_failure(name: &str, args: &[OsString], e: &clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // clap's first paragraph is the message (some span lines); join it.
     let rendered = e.render().to_string();
     let first = rendered
+        .trim_start()
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ")
-        .to_string();
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = first.trim_start_matches("error: ");
+    let first = if first.is_empty() {
+        "invalid arguments"
+    } else {
+        first
+    };
     let json = args
         .iter()
         .skip(1)

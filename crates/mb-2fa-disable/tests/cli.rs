@@ -1,5 +1,8 @@
 //! Smoke tests of this binary's own surface; the lifecycle is in tests/blackbox.
 
+// Test code: a failed setup step should panic with its message.
+#![allow(clippy::expect_used)]
+
 use std::process::Command;
 
 #[test]

@@ -8,7 +8,8 @@
 //! Error correction L keeps a typical URI at version 6 (41 modules): with the
 //! 2-module quiet zone, 45 columns by 23 rows of half blocks, inside 80x24.
 
-use qrcode::{Color, EcLevel, QrCode};
+use qrcode::bits::Bits;
+use qrcode::{Color, EcLevel, QrCode, Version};
 
 use crate::error::{Error, Result};
 
@@ -36,6 +37,62 @@ pub struct Render {
 const BLACK_ON_WHITE: &str = "\x1b[38;5;16;48;5;231m";
 const RESET: &str = "\x1b[0m";
 
+/// The smallest symbol at level L. A typical otpauth URI is 135 bytes, one
+/// more than version 6 holds in byte mode, but its 32-character base32 secret
+/// fits QR's denser alphanumeric mode. The crate's mode optimiser sometimes
+/// splits the URI badly (version 7, which no longer fits 80x24), so long
+/// alphanumeric runs are also encoded as their own segments by hand, and the
+/// smallest of the candidates wins.
+fn smallest_code(data: &[u8]) -> Result<QrCode> {
+    let segments = segments(data);
+    let by_hand = (1..=40).find_map(|v| {
+        let mut bits = Bits::new(Version::Normal(v));
+        for (alnum, part) in &segments {
+            if *alnum {
+                bits.push_alphanumeric_data(part).ok()?;
+            } else {
+                bits.push_byte_data(part).ok()?;
+            }
+        }
+        bits.push_terminator(EcLevel::L).ok()?;
+        QrCode::with_bits(bits, EcLevel::L).ok()
+    });
+    let optimised = QrCode::with_error_correction_level(data, EcLevel::L).ok();
+    [by_hand, optimised]
+        .into_iter()
+        .flatten()
+        .min_by_key(QrCode::width)
+        .ok_or_else(|| Error::usage("cannot make a QR code: the URI is too long"))
+}
+
+/// Split into `(alphanumeric?, bytes)` runs; only runs of 16 or more QR
+/// alphanumeric characters are worth a segment header of their own.
+fn segments(data: &[u8]) -> Vec<(bool, &[u8])> {
+    const MIN_RUN: usize = 16;
+    let is_alnum =
+        |b: &u8| b.is_ascii_digit() || b.is_ascii_uppercase() || b" $%*+-./:".contains(b);
+    let mut out: Vec<(bool, &[u8])> = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let run = data[i..].iter().take_while(|b| is_alnum(b)).count();
+        if run >= MIN_RUN {
+            if start < i {
+                out.push((false, &data[start..i]));
+            }
+            out.push((true, &data[i..i + run]));
+            i += run;
+            start = i;
+        } else {
+            i += run.max(1);
+        }
+    }
+    if start < data.len() {
+        out.push((false, &data[start..]));
+    }
+    out
+}
+
 /// The symbol's modules, quiet zone included: `true` is dark.
 #[derive(Debug, Clone)]
 pub struct Matrix {
@@ -45,8 +102,7 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn encode(data: &str) -> Result<Matrix> {
-        let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L)
-            .map_err(|e| Error::usage(format!("cannot make a QR code: {e}")))?;
+        let code = smallest_code(data.as_bytes())?;
         let inner = code.width();
         let width = inner + 2 * QUIET_ZONE;
         let colors = code.to_colors();
@@ -219,6 +275,48 @@ mod tests {
             invert: false,
         });
         assert_eq!(decode(&parse_art(&art, Style::Unicode)), LONG_URI);
+    }
+
+    #[test]
+    fn segments_cover_the_data_in_order() {
+        let uri = URI.as_bytes();
+        let segs = segments(uri);
+        let joined: Vec<u8> = segs.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        assert_eq!(joined, uri);
+        assert_eq!(segs.iter().filter(|(a, _)| *a).count(), 1, "the secret");
+        assert_eq!(segments(b"abc"), vec![(false, &b"abc"[..])]);
+    }
+
+    #[test]
+    fn uris_the_mode_optimiser_made_too_big_fit_version_6() {
+        for uri in [
+            "otpauth://totp/Mailborder:alicc@example.com?secret=K3GCBCV47CJY5OECUB4CKM73NV3PIJ6G&issuer=Mailborder&algorithm=SHA1&digits=6&period=30",
+            "otpauth://totp/Mailborder:alice@example.com?secret=WPCIC7YWXR7CVM6LGBI5UGWWX2HTT5A2&issuer=Mailborder&algorithm=SHA1&digits=6&period=30",
+        ] {
+            let m = Matrix::encode(uri).expect("encode");
+            assert_eq!(m.width, 41 + 2 * QUIET_ZONE, "{uri}");
+            let art = m.render(Render {
+                style: Style::Unicode,
+                color: false,
+                invert: false,
+            });
+            assert_eq!(decode(&parse_art(&art, Style::Unicode)), uri);
+        }
+    }
+
+    #[test]
+    fn random_secrets_always_fit_80x24_for_a_typical_email() {
+        for _ in 0..200 {
+            let secret = crate::secret::Secret::generate().expect("rng");
+            let uri = crate::uri::otpauth_uri(
+                "Mailborder",
+                "alice@example.com",
+                &secret,
+                &crate::totp::TotpParams::default(),
+            );
+            let m = Matrix::encode(&uri).expect("encode");
+            assert!(m.width <= 45, "{} modules", m.width);
+        }
     }
 
     #[test]

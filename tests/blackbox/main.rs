@@ -1,0 +1,20 @@
+//! Black-box tests of the mb-2fa binaries: each test runs the shipped tools
+//! against its own database in a temporary directory and checks the contract
+//! of SPEC.md (exit codes, output, JSON fields, files on disk).
+//!
+//! Run with `cargo test --workspace` (which builds the binaries).
+
+// Helpers outside #[test] functions panic on purpose: a failed check is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod concurrency;
+mod input;
+mod json;
+mod lifecycle;
+mod oath;
+mod options;
+mod permissions;
+mod qr;
+mod reference;
+mod stdin;
+mod tty;

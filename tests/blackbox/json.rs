@@ -4,8 +4,8 @@
 use std::fs;
 
 use mb2fa_tests::{
-    BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, TOOLS, VERIFY,
-    is_backup_code, is_secret, totp_now,
+    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, TOOLS, UNLOCK,
+    VERIFY, is_backup_code, is_secret, totp_now,
 };
 use serde_json::Value;
 
@@ -188,12 +188,18 @@ fn enable_on_an_active_account_is_a_conflict() {
     let env = Env::new();
     let e = env.enroll(ALICE);
     env.activate(&e);
-    let before = env.snapshot();
+    let before = env.accounts();
     let message = env
         .run(ENABLE, ["--json", "--email", ALICE])
         .fail_json(5, "conflict");
     assert!(message.contains("--force"), "{message}");
-    assert_eq!(env.snapshot(), before);
+    // The refusal changes no account; it is only recorded in the audit trail.
+    assert_eq!(env.accounts(), before);
+    let audit = env
+        .run(AUDIT, ["--json", "--email", ALICE, "--limit", "1"])
+        .ok_json();
+    assert_eq!(audit["records"][0]["action"], "enable");
+    assert_eq!(audit["records"][0]["outcome"], "conflict");
 }
 
 #[test]
@@ -203,7 +209,7 @@ fn a_missing_database_is_a_storage_error_and_is_not_created() {
         let args: Vec<&str> = match tool {
             VERIFY => vec!["--email", ALICE, "--code", "123456"],
             DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES => vec!["--email", ALICE],
+            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
             _ => vec![],
         };
         // Not "not enrolled" (3): nothing was looked up.
@@ -229,7 +235,7 @@ fn a_file_that_is_not_a_database_is_a_storage_error_and_is_left_alone() {
             ENABLE => vec!["--email", ALICE, "--qr", "none"],
             VERIFY => vec!["--email", ALICE, "--code", "123456"],
             DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES => vec!["--email", ALICE],
+            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
             _ => vec![],
         };
         let mut json_args = vec!["--json"];
@@ -253,7 +259,7 @@ fn a_directory_as_database_is_a_storage_error() {
             ENABLE => vec!["--email", ALICE, "--qr", "none"],
             VERIFY => vec!["--email", ALICE, "--code", "123456"],
             DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES => vec!["--email", ALICE],
+            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
             _ => vec![],
         };
         let mut json_args = vec!["--json"];

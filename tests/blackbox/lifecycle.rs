@@ -211,15 +211,15 @@ fn an_active_enrollment_needs_force() {
     let first = env.enroll(ALICE);
     env.activate(&first);
 
-    let before = env.snapshot();
+    let before = env.accounts();
     env.run(ENABLE, ["--json", "--qr", "none", "--email", ALICE])
         .fail_json(5, "conflict");
     env.run(ENABLE, ["--qr", "none", "--email", ALICE])
         .fail_line(5, ENABLE, "--force");
     assert_eq!(
-        env.snapshot(),
+        env.accounts(),
         before,
-        "a refused enable changed the database"
+        "a refused enable changed an account"
     );
     assert_eq!(env.account(ALICE)["state"], "active");
 

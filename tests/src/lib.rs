@@ -27,12 +27,14 @@ pub const VERIFY: &str = "mb-2fa-verify";
 pub const DISABLE: &str = "mb-2fa-disable";
 pub const BACKUP_CODES: &str = "mb-2fa-backup-codes";
 pub const LIST: &str = "mb-2fa-list";
+pub const UNLOCK: &str = "mb-2fa-unlock";
+pub const AUDIT: &str = "mb-2fa-audit";
 
 /// Every tool of the set.
-pub const TOOLS: [&str; 5] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, LIST];
+pub const TOOLS: [&str; 7] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, LIST, UNLOCK, AUDIT];
 
 /// The tools that take `--email`.
-pub const EMAIL_TOOLS: [&str; 4] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES];
+pub const EMAIL_TOOLS: [&str; 5] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, UNLOCK];
 
 /// TOTP period of the product's defaults (seconds).
 pub const PERIOD: u64 = 30;
@@ -300,10 +302,14 @@ pub fn run_all(cmds: Vec<Command>, input: Option<&[u8]>) -> Vec<Run> {
 
 /// A private temporary directory with a database path in it. Every tool run
 /// through it gets `--db <dir>/2fa.db` and a clean environment (`MB2FA_DB`
-/// removed), so tests never share state or touch /var/lib/mailborder.
+/// removed, `MB2FA_KEY_FILE` in the directory, syslog off), so tests never
+/// share state or touch /var/lib/mailborder, /etc/mailborder or syslog.
 pub struct Env {
     pub dir: TempDir,
     pub db: PathBuf,
+    /// The key file every tool run through this environment uses
+    /// (`MB2FA_KEY_FILE`); created by the first enrollment.
+    pub key: PathBuf,
 }
 
 impl Default for Env {
@@ -319,7 +325,8 @@ impl Env {
             .tempdir()
             .expect("temporary directory");
         let db = dir.path().join("2fa.db");
-        Env { dir, db }
+        let key = dir.path().join("keys/2fa.key");
+        Env { dir, db, key }
     }
 
     /// A path inside the temporary directory.
@@ -333,6 +340,9 @@ impl Env {
         cmd.env_remove("MB2FA_DB")
             .env_remove("NO_COLOR")
             .env_remove("SUDO_USER")
+            .env("MB2FA_KEY_FILE", &self.key)
+            // Tests must not write into the machine's syslog.
+            .env("MB2FA_SYSLOG_SOCKET", "")
             .current_dir(self.dir.path());
         cmd
     }

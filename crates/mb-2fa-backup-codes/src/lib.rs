@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, Command};
 use mb2fa_core::Result;
-use mb2fa_core::account;
+use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::store::{OpenMode, Store};
@@ -32,7 +32,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
     let mut store = Store::open(&g.db, OpenMode::MustExist)?;
-    let codes: Vec<String> = account::regenerate_backup_codes(&mut store, &SystemClock, &email)?
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-backup-codes");
+    let codes: Vec<String> = account::regenerate_backup_codes(&mut store, &ctx, &email)?
         .iter()
         .map(|c| c.formatted().to_string())
         .collect();

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use mb2fa_core::account;
+use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::code::Code;
@@ -18,9 +18,11 @@ pub fn command() -> Command {
             "Remove an account's 2FA secret and backup codes.\n\n\
              Asks for confirmation on a terminal; scripts (no terminal, or --json) must pass --yes. \
              With --code, a valid current code (or an unused backup code) is required first: the \
-             self-service path for a user who still has the phone.",
+             self-service path for a user who still has the phone. Without --code no key file is \
+             needed, so this works even when the key is lost.",
         )
         .arg(cli::email_arg())
+        .arg(cli::key_file_arg().help("Key that seals the TOTP secrets; only needed with --code"))
         .arg(
             Arg::new("code")
                 .long("code")
@@ -52,7 +54,12 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         Some(v) => Some(Code::parse(&cli::secret_value(v, "code")?)?),
         None => None,
     };
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    // Without --code no secret is read: this works without the key (break-glass).
+    let mut store = if code.is_some() {
+        cli::open_unlocked(m, g, OpenMode::MustExist)?
+    } else {
+        Store::open(&g.db, OpenMode::MustExist)?
+    };
     let state =
         account::state(&mut store, &email)?.ok_or_else(|| Error::not_enrolled(email.as_str()))?;
     cli::confirm(
@@ -63,7 +70,8 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             state.as_str()
         ),
     )?;
-    account::disable(&mut store, &SystemClock, &email, code.as_ref())?;
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-disable");
+    account::disable(&mut store, &ctx, &email, code.as_ref())?;
     let report = Report::new()
         .field("email", email.as_str())
         .field("disabled", true);

@@ -29,7 +29,9 @@ fn prompt_answer(answer: &str) -> (Option<i32>, String, bool) {
     let db = dir.path().join("2fa.db");
     let email = Email::parse("tty@example.com").expect("email");
     let mut s = store::Store::open(&db, store::OpenMode::CreateIfMissing).expect("open");
-    account::enable(&mut s, &SystemClock, &email, "Mailborder", false).expect("enable");
+    s.unlock(&dir.path().join("2fa.key")).expect("key");
+    let ctx = account::Ctx::new(&SystemClock, "test");
+    account::enable(&mut s, &ctx, &email, "Mailborder", false).expect("enable");
     drop(s);
 
     let cmd = format!(

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use mb2fa_core::account::{self, Enrollment};
+use mb2fa_core::account::{self, Ctx, Enrollment};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::qr::{Matrix, Render, Style};
-use mb2fa_core::store::{OpenMode, Store};
+use mb2fa_core::store::OpenMode;
 use mb2fa_core::{Error, Result, uri};
 
 pub fn command() -> Command {
@@ -28,6 +28,7 @@ pub fn command() -> Command {
          again. The enrollment stays pending until the first code is verified with mb-2fa-verify.",
     )
     .arg(cli::email_arg())
+    .arg(cli::key_file_arg())
     .arg(
         Arg::new("issuer")
             .long("issuer")
@@ -89,8 +90,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     if let Some(path) = qr_file {
         check_qr_file(path)?;
     }
-    let mut store = Store::open(&g.db, OpenMode::CreateIfMissing)?;
-    let e = account::enable(&mut store, &SystemClock, &email, &issuer, force)?;
+    let mut store = cli::open_unlocked(m, g, OpenMode::CreateIfMissing)?;
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-enable");
+    let e = account::enable(&mut store, &ctx, &email, &issuer, force)?;
     let matrix = Matrix::encode(&e.otpauth_uri)?;
     if let Some(path) = qr_file {
         write_qr_file(path, &matrix.svg())?;

@@ -4,12 +4,13 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Command};
-use comfy_table::{CellAlignment, ContentLineStyle, LineStyle, Table, TableStyle};
+use comfy_table::{CellAlignment, Table};
 use mb2fa_core::Result;
 use mb2fa_core::account;
 use mb2fa_core::cli::{self, Globals, Report};
-use mb2fa_core::clock::rfc3339;
+use mb2fa_core::clock::{Clock, SystemClock};
 use mb2fa_core::store::{AccountSummary, OpenMode, Store};
+use mb2fa_core::throttle;
 use serde_json::{Value, json};
 
 pub fn command() -> Command {
@@ -32,7 +33,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn execute(_m: &ArgMatches, g: &Globals) -> Result<Report> {
     let mut store = Store::open(&g.db, OpenMode::MustExist)?;
-    let accounts = account::list(&mut store)?;
+    let now = SystemClock.now()?;
+    let mut accounts = account::list(&mut store)?;
+    // A lock that has run out is no lock: show none.
+    for a in &mut accounts {
+        if !throttle::is_locked(a.locked_until, now) {
+            a.locked_until = None;
+        }
+    }
     let mut report = Report::new().field(
         "accounts",
         accounts.iter().map(to_json).collect::<Vec<Value>>(),
@@ -45,9 +53,7 @@ fn execute(_m: &ArgMatches, g: &Globals) -> Result<Report> {
         report =
             report.line("No accounts have 2FA yet. Enroll one with: mb-2fa-enable --email EMAIL");
     } else {
-        for line in table(&accounts).lines() {
-            report = report.line(line.trim_end());
-        }
+        report = cli::push_table(report, &mut table(&accounts));
     }
     Ok(report)
 }
@@ -62,26 +68,13 @@ fn to_json(a: &AccountSummary) -> Value {
         "last_used_at": cli::json_time(a.last_used_at),
         "backup_codes_left": a.backup_codes_left,
         "drift_steps": a.drift_steps,
+        "failed_attempts": a.failed_attempts,
         "locked_until": cli::json_time(a.locked_until),
     })
 }
 
-/// `2026-11-28 09:30`: minutes are enough in a table, and it stays narrow.
-fn short_time(t: Option<i64>) -> String {
-    t.map_or_else(
-        || "-".to_string(),
-        |t| rfc3339(t).replace('T', " ").chars().take(16).collect(),
-    )
-}
-
 fn table(accounts: &[AccountSummary]) -> Table {
-    let mut table = Table::new();
-    // Columns and a rule under the header: narrow, greppable, plain ASCII.
-    let style = TableStyle::new()
-        .header_lines(ContentLineStyle::none().junction(' '))
-        .header_separator(LineStyle::none().fill('-').junction(' '))
-        .content_lines(ContentLineStyle::none().junction(' '));
-    table.load_style(style).set_header(vec![
+    let mut table = cli::table(&[
         "EMAIL",
         "STATE",
         "ENROLLED (UTC)",
@@ -99,16 +92,13 @@ fn table(accounts: &[AccountSummary]) -> Table {
         table.add_row(vec![
             a.email.clone(),
             a.state.as_str().to_string(),
-            short_time(Some(a.created_at)),
-            short_time(a.activated_at),
-            short_time(a.last_used_at),
+            cli::short_time(Some(a.created_at)),
+            cli::short_time(a.activated_at),
+            cli::short_time(a.last_used_at),
             a.backup_codes_left.to_string(),
             drift,
-            short_time(a.locked_until),
+            cli::short_time(a.locked_until),
         ]);
-    }
-    for col in table.column_iter_mut() {
-        col.set_padding((0, 1));
     }
     if let Some(col) = table.column_mut(5) {
         col.set_cell_alignment(CellAlignment::Right);

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgMatches, Command, value_parser};
 use mb2fa_core::Result;
-use mb2fa_core::account::{self, Method};
+use mb2fa_core::account::{self, Ctx, Method};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::code::Code;
-use mb2fa_core::store::{OpenMode, Store};
+use mb2fa_core::store::OpenMode;
 
 pub fn command() -> Command {
     cli::command(
@@ -20,10 +20,12 @@ pub fn command() -> Command {
     .long_about(
         "Check a TOTP code or a backup code for an account.\n\n\
              Exit 0 when the code is accepted, 1 when it is rejected (wrong, already used), \
-             3 when the account has no 2FA, 10 when the database cannot be read. The first good \
+             3 when the account has no 2FA, 4 when it is locked after 5 wrong codes, 10 when \
+             the database or the key cannot be read. The first good \
              TOTP code activates a pending enrollment. A backup code works once.",
     )
     .arg(cli::email_arg())
+    .arg(cli::key_file_arg())
     .arg(
         Arg::new("code")
             .long("code")
@@ -53,8 +55,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .transpose()?
         .unwrap_or_default();
     let code = Code::parse(&raw)?;
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
-    let v = account::verify(&mut store, &SystemClock, &email, &code)?;
+    let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
+    let v = account::verify(&mut store, &ctx, &email, &code)?;
     let mut report = Report::new()
         .field("email", email.as_str())
         .field("method", v.method.as_str())

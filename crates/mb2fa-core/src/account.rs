@@ -1,21 +1,76 @@
 //! The operations the tools perform, each one transaction: enroll, verify,
-//! disable, regenerate backup codes, list. They tie the rules (`totp`,
-//! `backup_codes`) to the store; the tools only parse arguments and print.
+//! disable, regenerate backup codes, unlock, list, read the audit trail. They
+//! tie the rules (`totp`, `backup_codes`, `throttle`) to the store, and write
+//! the audit record of each outcome in the same transaction as the change.
+//! The tools only parse arguments and print.
 //!
 //! Expensive work (argon2) happens outside the write lock; the transaction then
 //! re-checks what it depends on, so a concurrent change is never overwritten.
 
 use zeroize::Zeroizing;
 
+use crate::audit::{self, Record};
 use crate::backup_codes::{self, BackupCode};
-use crate::clock::Clock;
+use crate::clock::{Clock, rfc3339};
 use crate::code::Code;
 use crate::email::Email;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::store::{AccountSummary, NewAccount, State, Store};
+use crate::store::{AccountSummary, Lock, NewAccount, State, Store, Tx};
+use crate::throttle;
 use crate::totp::{self, TotpCheck, TotpParams};
 use crate::uri;
+
+/// Who is acting, with which tool, at what time: what every audit record
+/// needs.
+pub struct Ctx<'a> {
+    pub clock: &'a dyn Clock,
+    pub tool: &'a str,
+    pub actor: String,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of a tool run: the real actor (`SUDO_USER` or the user).
+    pub fn new(clock: &'a dyn Clock, tool: &'a str) -> Ctx<'a> {
+        Ctx {
+            clock,
+            tool,
+            actor: audit::current_actor(),
+        }
+    }
+
+    fn record(
+        &self,
+        now: i64,
+        action: &str,
+        email: &Email,
+        outcome: &str,
+        detail: impl Into<String>,
+    ) -> Record {
+        Record {
+            at: now,
+            tool: self.tool.to_string(),
+            action: action.to_string(),
+            email: Some(email.as_str().to_string()),
+            outcome: outcome.to_string(),
+            actor: self.actor.clone(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Write one audit record on its own (for outcomes decided before any change).
+fn audit_only(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    now: i64,
+    action: &str,
+    email: &Email,
+    outcome: &str,
+    detail: &str,
+) -> Result<()> {
+    store.write(|tx| tx.append_audit(ctx.record(now, action, email, outcome, detail)))
+}
 
 /// A new enrollment, with everything that is shown once and never again.
 #[derive(Debug)]
@@ -32,14 +87,15 @@ pub struct Enrollment {
 
 /// Enroll `email`: a pending enrollment with a new secret and backup codes.
 /// An active enrollment is only replaced with `force`; a pending one always is
-/// (the user never finished setting it up).
+/// (the user never finished setting it up). The store must be unlocked.
 pub fn enable(
     store: &mut Store,
-    clock: &dyn Clock,
+    ctx: &Ctx<'_>,
     email: &Email,
     issuer: &str,
     force: bool,
 ) -> Result<Enrollment> {
+    let now = ctx.clock.now()?;
     let conflict = || {
         Error::conflict(format!(
             "2FA is already active for {email}: pass --force to replace it (the old secret and backup codes stop working)"
@@ -48,10 +104,18 @@ pub fn enable(
     // Fail fast, before ten argon2 hashes.
     if let Some((_, State::Active)) = store.read(|tx| tx.account_state(email.as_str()))? {
         if !force {
+            audit_only(
+                store,
+                ctx,
+                now,
+                "enable",
+                email,
+                "conflict",
+                "already active; --force not given",
+            )?;
             return Err(conflict());
         }
     }
-    let now = clock.now()?;
     let secret = Secret::generate()?;
     let params = TotpParams::default();
     let set = backup_codes::generate_set()?;
@@ -59,7 +123,14 @@ pub fn enable(
         let existing = tx.account_state(email.as_str())?;
         if let Some((id, state)) = existing {
             if state == State::Active && !force {
-                return Err(conflict());
+                tx.append_audit(ctx.record(
+                    now,
+                    "enable",
+                    email,
+                    "conflict",
+                    "already active; --force not given",
+                ))?;
+                return Ok(Err(conflict()));
             }
             tx.delete_account(id)?;
         }
@@ -71,8 +142,13 @@ pub fn enable(
             created_at: now,
         })?;
         tx.replace_backup_codes(id, &set.rows, now)?;
-        Ok(existing.map(|(_, s)| s))
-    })?;
+        let detail = match existing {
+            None => format!("new pending enrollment, issuer {issuer:?}"),
+            Some((_, s)) => format!("replaced the {} enrollment, issuer {issuer:?}", s.as_str()),
+        };
+        tx.append_audit(ctx.record(now, "enable", email, "ok", detail))?;
+        Ok(Ok(existing.map(|(_, s)| s)))
+    })??;
     let otpauth_uri = uri::otpauth_uri(issuer, email.as_str(), &secret, &params);
     Ok(Enrollment {
         email: email.clone(),
@@ -117,60 +193,130 @@ enum Then {
     Disable,
 }
 
-/// Check a code for `email`. A TOTP code's step is recorded (never accepted
-/// again); a backup code is spent. The first good TOTP code activates a
-/// pending enrollment.
-pub fn verify(
-    store: &mut Store,
-    clock: &dyn Clock,
-    email: &Email,
-    code: &Code,
-) -> Result<Verified> {
-    check_code(store, clock, email, code, Then::Record)
+impl Then {
+    fn action(self) -> &'static str {
+        match self {
+            Then::Record => "verify",
+            Then::Disable => "disable",
+        }
+    }
 }
 
-/// Remove an enrollment. With a code, the code must be valid first, and it is
-/// checked and the enrollment removed in one transaction.
-pub fn disable(
-    store: &mut Store,
-    clock: &dyn Clock,
-    email: &Email,
-    code: Option<&Code>,
-) -> Result<()> {
+/// Check a code for `email`. A TOTP code's step is recorded (never accepted
+/// again); a backup code is spent. The first good TOTP code activates a
+/// pending enrollment. Wrong codes count towards the lockout.
+pub fn verify(store: &mut Store, ctx: &Ctx<'_>, email: &Email, code: &Code) -> Result<Verified> {
+    check_code(store, ctx, email, code, Then::Record)
+}
+
+/// Remove an enrollment. With a code, the code must be valid first; it is
+/// checked and the enrollment removed in one transaction (this needs the key).
+/// Without a code no secret is touched, so no key is needed (break-glass).
+pub fn disable(store: &mut Store, ctx: &Ctx<'_>, email: &Email, code: Option<&Code>) -> Result<()> {
     if let Some(code) = code {
-        return check_code(store, clock, email, code, Then::Disable).map(|_| ());
+        return check_code(store, ctx, email, code, Then::Disable).map(|_| ());
     }
+    let now = ctx.clock.now()?;
     store.write(|tx| match tx.account_state(email.as_str())? {
-        Some((id, _)) => tx.delete_account(id).map(|_| ()),
-        None => Err(Error::not_enrolled(email.as_str())),
-    })
+        Some((id, state)) => {
+            tx.delete_account(id)?;
+            tx.append_audit(ctx.record(
+                now,
+                "disable",
+                email,
+                "ok",
+                format!("removed the {} enrollment", state.as_str()),
+            ))?;
+            Ok(Ok(()))
+        }
+        None => {
+            tx.append_audit(ctx.record(now, "disable", email, "not_enrolled", ""))?;
+            Ok(Err(Error::not_enrolled(email.as_str())))
+        }
+    })?
 }
 
 fn check_code(
     store: &mut Store,
-    clock: &dyn Clock,
+    ctx: &Ctx<'_>,
     email: &Email,
     code: &Code,
     then: Then,
 ) -> Result<Verified> {
     match code {
-        Code::Totp(digits) => check_totp(store, clock, email, digits, then),
-        Code::Backup(backup) => check_backup(store, clock, email, backup, then),
+        Code::Totp(digits) => check_totp(store, ctx, email, digits, then),
+        Code::Backup(backup) => check_backup(store, ctx, email, backup, then),
     }
+}
+
+fn locked_error(email: &Email, lock: Lock) -> Error {
+    Error::locked(format!(
+        "{email} is locked until {} after {} failed attempts; wait, or an admin can clear it: mb-2fa-unlock --email {email}",
+        lock.locked_until.map_or_else(|| "-".to_string(), rfc3339),
+        lock.failed_attempts
+    ))
+}
+
+/// Count a wrong code and audit it; the message says if this locked the account.
+fn record_wrong_code(
+    tx: &Tx<'_>,
+    ctx: &Ctx<'_>,
+    now: i64,
+    action: &str,
+    email: &Email,
+    id: i64,
+    what: &str,
+) -> Result<Error> {
+    let lock = tx.record_failure(id, now)?;
+    let locked_now =
+        throttle::is_locked(lock.locked_until, now) && lock.failed_attempts >= throttle::THRESHOLD;
+    let detail = if locked_now {
+        format!(
+            "{what}; failure {}; locked until {}",
+            lock.failed_attempts,
+            lock.locked_until.map_or_else(String::new, rfc3339)
+        )
+    } else {
+        format!(
+            "{what}; failure {} of {}",
+            lock.failed_attempts,
+            throttle::THRESHOLD
+        )
+    };
+    tx.append_audit(ctx.record(now, action, email, "rejected", detail))?;
+    let mut msg = format!("code rejected for {email}: {what}");
+    if locked_now {
+        msg.push_str(&format!(
+            "; the account is now locked until {} after {} failed attempts",
+            lock.locked_until.map_or_else(String::new, rfc3339),
+            lock.failed_attempts
+        ));
+    }
+    Ok(Error::rejected(msg))
 }
 
 fn check_totp(
     store: &mut Store,
-    clock: &dyn Clock,
+    ctx: &Ctx<'_>,
     email: &Email,
     code: &str,
     then: Then,
 ) -> Result<Verified> {
-    let now = clock.now()?;
+    let now = ctx.clock.now()?;
+    let action = then.action();
     store.write(|tx| {
-        let account = tx
-            .account(email.as_str())?
-            .ok_or_else(|| Error::not_enrolled(email.as_str()))?;
+        let Some(account) = tx.account(email.as_str())? else {
+            tx.append_audit(ctx.record(now, action, email, "not_enrolled", "totp"))?;
+            return Ok(Err(Error::not_enrolled(email.as_str())));
+        };
+        let lock = Lock {
+            failed_attempts: account.failed_attempts,
+            locked_until: account.locked_until,
+        };
+        if throttle::is_locked(lock.locked_until, now) {
+            tx.append_audit(ctx.record(now, action, email, "locked", "totp attempt while locked; not evaluated"))?;
+            return Ok(Err(locked_error(email, lock)));
+        }
         let result = totp::check(
             &account.secret,
             &account.params,
@@ -182,7 +328,7 @@ fn check_totp(
         );
         match result {
             TotpCheck::Accepted { step, offset_steps } => {
-                let activated = account.state == State::Pending;
+                let activated = account.state == State::Pending && then == Then::Record;
                 let left = match then {
                     Then::Record => {
                         tx.record_totp_success(account.id, step, now)?;
@@ -193,67 +339,114 @@ fn check_totp(
                         0
                     }
                 };
-                Ok(Verified {
+                let (outcome, detail) = match (then, activated) {
+                    (Then::Disable, _) => ("ok", format!("self-service removal with a totp code; offset {offset_steps} steps")),
+                    (_, true) => ("activated", format!("totp; offset {offset_steps} steps")),
+                    (_, false) => ("accepted", format!("totp; offset {offset_steps} steps")),
+                };
+                tx.append_audit(ctx.record(now, action, email, outcome, detail))?;
+                Ok(Ok(Verified {
                     method: Method::Totp,
-                    activated: activated && then == Then::Record,
+                    activated,
                     offset_steps: Some(offset_steps),
                     backup_codes_left: left,
-                })
+                }))
             }
-            TotpCheck::Replayed { .. } => Err(Error::rejected(format!(
-                "code rejected for {email}: it was already used; wait for the next code in the app"
-            ))),
-            TotpCheck::NoMatch => Err(Error::rejected(format!(
-                "code rejected for {email}: wrong code, or the phone's clock is off"
-            ))),
+            TotpCheck::Replayed { .. } => {
+                tx.append_audit(ctx.record(now, action, email, "rejected", "totp code already used (replay); not counted as a failure"))?;
+                Ok(Err(Error::rejected(format!(
+                    "code rejected for {email}: it was already used; wait for the next code in the app"
+                ))))
+            }
+            TotpCheck::NoMatch => Ok(Err(record_wrong_code(
+                tx,
+                ctx,
+                now,
+                action,
+                email,
+                account.id,
+                "wrong code, or the phone's clock is off",
+            )?)),
         }
-    })
+    })?
 }
 
 fn check_backup(
     store: &mut Store,
-    clock: &dyn Clock,
+    ctx: &Ctx<'_>,
     email: &Email,
     code: &BackupCode,
     then: Then,
 ) -> Result<Verified> {
-    let now = clock.now()?;
+    let now = ctx.clock.now()?;
+    let action = then.action();
     let tag = code.tag();
-    let (account_id, state, stored) = store.read(|tx| {
-        let (id, state) = tx
-            .account_state(email.as_str())?
-            .ok_or_else(|| Error::not_enrolled(email.as_str()))?;
-        Ok((id, state, tx.backup_code_by_tag(id, &tag)?))
+    // Phase 1: find the candidate (and refuse early when locked or unknown).
+    let found = store.write(|tx| {
+        let Some((id, state)) = tx.account_state(email.as_str())? else {
+            tx.append_audit(ctx.record(now, action, email, "not_enrolled", "backup code"))?;
+            return Ok(Err(Error::not_enrolled(email.as_str())));
+        };
+        let lock = tx.lock(id)?;
+        if throttle::is_locked(lock.locked_until, now) {
+            tx.append_audit(ctx.record(
+                now,
+                action,
+                email,
+                "locked",
+                "backup code attempt while locked; not evaluated",
+            ))?;
+            return Ok(Err(locked_error(email, lock)));
+        }
+        Ok(Ok((id, state, tx.backup_code_by_tag(id, &tag)?)))
     })?;
-    let rejected = || {
-        Error::rejected(format!(
-            "backup code rejected for {email}: not a valid backup code"
-        ))
+    let (account_id, state, stored) = found?;
+    // Phase 2: one argon2 evaluation, outside the write lock, whatever happens.
+    let matched = match &stored {
+        Some(s) => code.matches(&s.hash)?,
+        None => {
+            code.check_decoy();
+            false
+        }
     };
-    // One argon2 evaluation whatever happens, so timing says nothing.
-    let Some(stored) = stored else {
-        code.check_decoy();
-        return Err(rejected());
-    };
-    if !code.matches(&stored.hash)? {
-        return Err(rejected());
-    }
-    if stored.used {
-        return Err(Error::rejected(format!(
-            "backup code rejected for {email}: it was already used; each backup code works once"
-        )));
-    }
-    if state == State::Pending && then == Then::Record {
-        return Err(Error::rejected(format!(
-            "backup code rejected for {email}: the enrollment is still pending; activate it with a code from the authenticator app first"
-        )));
-    }
+    // Phase 3: decide and record, re-checking what may have changed meanwhile.
     store.write(|tx| {
-        // Spend it only if nobody else did (or regenerated the set) meanwhile.
-        if !tx.spend_backup_code(account_id, stored.id, now)? {
-            return Err(Error::rejected(format!(
+        match tx.account_state(email.as_str())? {
+            Some((id, _)) if id == account_id => {}
+            _ => {
+                tx.append_audit(ctx.record(now, action, email, "rejected", "backup code; the enrollment changed meanwhile"))?;
+                return Ok(Err(Error::rejected(format!(
+                    "backup code rejected for {email}: the enrollment was changed meanwhile; try again"
+                ))));
+            }
+        }
+        let lock = tx.lock(account_id)?;
+        if throttle::is_locked(lock.locked_until, now) {
+            tx.append_audit(ctx.record(now, action, email, "locked", "backup code attempt while locked; not evaluated"))?;
+            return Ok(Err(locked_error(email, lock)));
+        }
+        let Some(stored) = stored.as_ref().filter(|_| matched) else {
+            return Ok(Err(record_wrong_code(tx, ctx, now, action, email, account_id, "not a valid backup code")?));
+        };
+        let already_used = || {
+            Error::rejected(format!(
                 "backup code rejected for {email}: it was already used; each backup code works once"
-            )));
+            ))
+        };
+        if stored.used {
+            tx.append_audit(ctx.record(now, action, email, "rejected", "backup code already used; not counted as a failure"))?;
+            return Ok(Err(already_used()));
+        }
+        if state == State::Pending && then == Then::Record {
+            tx.append_audit(ctx.record(now, action, email, "rejected", "backup code while the enrollment is pending"))?;
+            return Ok(Err(Error::rejected(format!(
+                "backup code rejected for {email}: the enrollment is still pending; activate it with a code from the authenticator app first"
+            ))));
+        }
+        // Spend it only if nobody else did meanwhile.
+        if !tx.spend_backup_code(account_id, stored.id, now)? {
+            tx.append_audit(ctx.record(now, action, email, "rejected", "backup code already used (race); not counted as a failure"))?;
+            return Ok(Err(already_used()));
         }
         let left = match then {
             Then::Record => tx.backup_codes_left(account_id)?,
@@ -262,38 +455,83 @@ fn check_backup(
                 0
             }
         };
-        Ok(Verified {
+        let detail = match then {
+            Then::Record => format!("backup code; {left} left"),
+            Then::Disable => "self-service removal with a backup code".to_string(),
+        };
+        tx.append_audit(ctx.record(now, action, email, if then == Then::Record { "accepted" } else { "ok" }, detail))?;
+        Ok(Ok(Verified {
             method: Method::BackupCode,
             activated: false,
             offset_steps: None,
             backup_codes_left: left,
-        })
-    })
+        }))
+    })?
 }
 
 /// Replace all backup codes of an enrollment; the old ones stop working at once.
 pub fn regenerate_backup_codes(
     store: &mut Store,
-    clock: &dyn Clock,
+    ctx: &Ctx<'_>,
     email: &Email,
 ) -> Result<Vec<BackupCode>> {
-    let (id, _) = store
-        .read(|tx| tx.account_state(email.as_str()))?
-        .ok_or_else(|| Error::not_enrolled(email.as_str()))?;
-    let now = clock.now()?;
+    let now = ctx.clock.now()?;
+    let Some((id, _)) = store.read(|tx| tx.account_state(email.as_str()))? else {
+        audit_only(store, ctx, now, "backup_codes", email, "not_enrolled", "")?;
+        return Err(Error::not_enrolled(email.as_str()));
+    };
     let set = backup_codes::generate_set()?;
     store.write(|tx| {
         // The enrollment may have been replaced or removed while we hashed.
         match tx.account_state(email.as_str())? {
-            Some((current, _)) if current == id => tx.replace_backup_codes(id, &set.rows, now),
-            Some(_) => Err(Error::new(
-                ErrorKind::Conflict,
-                format!("the enrollment of {email} was replaced meanwhile; run the command again"),
-            )),
-            None => Err(Error::not_enrolled(email.as_str())),
+            Some((current, _)) if current == id => {
+                tx.replace_backup_codes(id, &set.rows, now)?;
+                tx.append_audit(ctx.record(
+                    now,
+                    "backup_codes",
+                    email,
+                    "ok",
+                    format!("{} new backup codes; the old ones revoked", set.rows.len()),
+                ))?;
+                Ok(Ok(()))
+            }
+            Some(_) => Ok(Err(Error::conflict(format!(
+                "the enrollment of {email} was replaced meanwhile; run the command again"
+            )))),
+            None => {
+                tx.append_audit(ctx.record(now, "backup_codes", email, "not_enrolled", ""))?;
+                Ok(Err(Error::not_enrolled(email.as_str())))
+            }
         }
-    })?;
+    })??;
     Ok(set.codes)
+}
+
+/// Clear a lockout. Returns the lock state it cleared.
+pub fn unlock(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Lock> {
+    let now = ctx.clock.now()?;
+    store.write(|tx| {
+        let Some((id, _)) = tx.account_state(email.as_str())? else {
+            tx.append_audit(ctx.record(now, "unlock", email, "not_enrolled", ""))?;
+            return Ok(Err(Error::not_enrolled(email.as_str())));
+        };
+        let before = tx.lock(id)?;
+        tx.clear_lock(id)?;
+        let detail = if throttle::is_locked(before.locked_until, now) {
+            format!(
+                "cleared a lock until {} after {} failures",
+                before.locked_until.map_or_else(String::new, rfc3339),
+                before.failed_attempts
+            )
+        } else {
+            format!(
+                "was not locked; cleared {} failures",
+                before.failed_attempts
+            )
+        };
+        tx.append_audit(ctx.record(now, "unlock", email, "ok", detail))?;
+        Ok(Ok(before))
+    })?
 }
 
 /// The state of an enrollment, or `None` when the email has none.
@@ -307,23 +545,43 @@ pub fn list(store: &mut Store) -> Result<Vec<AccountSummary>> {
     store.read(|tx| tx.summaries())
 }
 
+/// The audit trail, newest first.
+pub fn audit_log(
+    store: &mut Store,
+    email: Option<&Email>,
+    since: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Record>> {
+    store.read(|tx| tx.audit_records(email.map(Email::as_str), since, limit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
+    use crate::error::ErrorKind;
     use crate::store::OpenMode;
 
     const NOW: i64 = 1_800_000_015;
 
     fn setup() -> (tempfile::TempDir, Store, Email) {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store =
+        let mut store =
             Store::open(&tmp.path().join("2fa.db"), OpenMode::CreateIfMissing).expect("open");
+        store.unlock(&tmp.path().join("2fa.key")).expect("key");
         (
             tmp,
             store,
             Email::parse("alice@example.com").expect("email"),
         )
+    }
+
+    fn ctx(clock: &FixedClock) -> Ctx<'_> {
+        Ctx {
+            clock,
+            tool: "test",
+            actor: "tester".to_string(),
+        }
     }
 
     fn totp_code(e: &Enrollment, step_offset: i64) -> Code {
@@ -335,6 +593,7 @@ mod tests {
     fn lifecycle() {
         let (_tmp, mut store, email) = setup();
         let clock = FixedClock(NOW);
+        let clock = ctx(&clock);
         let e = enable(&mut store, &clock, &email, "Mailborder", false).expect("enable");
         assert_eq!(e.backup_codes.len(), 10);
         assert_eq!(e.replaced, None);
@@ -396,6 +655,7 @@ mod tests {
     fn pending_enrollment_is_replaced_and_force_replaces_active() {
         let (_tmp, mut store, email) = setup();
         let clock = FixedClock(NOW);
+        let clock = ctx(&clock);
         let first = enable(&mut store, &clock, &email, "Mailborder", false).expect("first");
         let second = enable(&mut store, &clock, &email, "Mailborder", false).expect("second");
         assert_eq!(second.replaced, Some(State::Pending));
@@ -414,6 +674,7 @@ mod tests {
     fn disable_with_code_requires_a_valid_code() {
         let (_tmp, mut store, email) = setup();
         let clock = FixedClock(NOW);
+        let clock = ctx(&clock);
         let e = enable(&mut store, &clock, &email, "Mailborder", false).expect("enable");
         verify(&mut store, &clock, &email, &totp_code(&e, -1)).expect("activate");
         let wrong = Code::parse("000000").expect("shape");
@@ -435,10 +696,137 @@ mod tests {
         let (_tmp, mut store, _) = setup();
         let bob = Email::parse("bob@example.com").expect("email");
         let clock = FixedClock(NOW);
+        let clock = ctx(&clock);
         let err =
             verify(&mut store, &clock, &bob, &Code::parse("123456").expect("c")).expect_err("none");
         assert_eq!(err.kind(), ErrorKind::NotEnrolled);
         let err = regenerate_backup_codes(&mut store, &clock, &bob).expect_err("none");
         assert_eq!(err.kind(), ErrorKind::NotEnrolled);
+    }
+
+    fn wrong_totp(e: &Enrollment) -> Code {
+        let right: Vec<String> = (-1..=1)
+            .map(|o| {
+                totp::code_for_step(&e.secret, &e.params, e.params.step_at(NOW) + o).to_string()
+            })
+            .collect();
+        let wrong = (0..10)
+            .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+            .find(|c| !right.contains(c))
+            .expect("a wrong code");
+        Code::parse(&wrong).expect("shape")
+    }
+
+    #[test]
+    fn five_wrong_codes_lock_and_the_lock_doubles_then_success_resets() {
+        let (_tmp, mut store, email) = setup();
+        let t0 = FixedClock(NOW);
+        let e = enable(&mut store, &ctx(&t0), &email, "Mailborder", false).expect("enable");
+        verify(&mut store, &ctx(&t0), &email, &totp_code(&e, -1)).expect("activate");
+        let wrong = wrong_totp(&e);
+        for i in 1..=4 {
+            let err = verify(&mut store, &ctx(&t0), &email, &wrong).expect_err("wrong");
+            assert_eq!(err.kind(), ErrorKind::Rejected, "attempt {i}");
+        }
+        let fifth = verify(&mut store, &ctx(&t0), &email, &wrong).expect_err("wrong");
+        assert_eq!(fifth.kind(), ErrorKind::Rejected);
+        assert!(
+            fifth.message().contains("now locked until"),
+            "{}",
+            fifth.message()
+        );
+        // Locked: even the right code is refused, and not evaluated or counted.
+        let locked = verify(&mut store, &ctx(&t0), &email, &totp_code(&e, 0)).expect_err("locked");
+        assert_eq!(locked.kind(), ErrorKind::Locked);
+        assert!(
+            locked.message().contains(&rfc3339(NOW + 30)),
+            "{}",
+            locked.message()
+        );
+        let s = list(&mut store).expect("list");
+        assert_eq!(
+            (s[0].failed_attempts, s[0].locked_until),
+            (5, Some(NOW + 30))
+        );
+        // After 30 s one more failure locks for 60 s.
+        let t1 = FixedClock(NOW + 30);
+        verify(&mut store, &ctx(&t1), &email, &wrong).expect_err("wrong");
+        let s = list(&mut store).expect("list");
+        assert_eq!(
+            (s[0].failed_attempts, s[0].locked_until),
+            (6, Some(NOW + 90))
+        );
+        // After that, the right code works and resets everything.
+        let t2 = FixedClock(NOW + 90);
+        let step = e.params.step_at(NOW + 90);
+        let good = Code::Totp(totp::code_for_step(&e.secret, &e.params, step));
+        verify(&mut store, &ctx(&t2), &email, &good).expect("accepted after the lock");
+        let s = list(&mut store).expect("list");
+        assert_eq!((s[0].failed_attempts, s[0].locked_until), (0, None));
+    }
+
+    #[test]
+    fn wrong_backup_codes_count_replays_do_not_and_unlock_clears() {
+        let (_tmp, mut store, email) = setup();
+        let c = FixedClock(NOW);
+        let e = enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
+        verify(&mut store, &ctx(&c), &email, &totp_code(&e, 0)).expect("activate");
+        // A replay is not a guess.
+        for _ in 0..6 {
+            verify(&mut store, &ctx(&c), &email, &totp_code(&e, 0)).expect_err("replay");
+        }
+        assert_eq!(list(&mut store).expect("list")[0].failed_attempts, 0);
+        let bad = Code::parse("AAAA-BBBB-CCCC").expect("shape");
+        for _ in 0..5 {
+            verify(&mut store, &ctx(&c), &email, &bad).expect_err("bad");
+        }
+        let good = Code::Backup(e.backup_codes[0].clone());
+        let locked = verify(&mut store, &ctx(&c), &email, &good).expect_err("locked");
+        assert_eq!(locked.kind(), ErrorKind::Locked);
+        let before = unlock(&mut store, &ctx(&c), &email).expect("unlock");
+        assert_eq!(before.failed_attempts, 5);
+        verify(&mut store, &ctx(&c), &email, &good).expect("works after unlock");
+        let log = audit_log(&mut store, Some(&email), None, 100).expect("audit");
+        let outcomes: Vec<&str> = log.iter().map(|r| r.outcome.as_str()).collect();
+        assert_eq!(outcomes.first(), Some(&"accepted"));
+        assert!(
+            log.iter()
+                .any(|r| r.action == "unlock" && r.detail.contains("5 failures"))
+        );
+        assert_eq!(outcomes.iter().filter(|o| **o == "locked").count(), 1);
+        for r in &log {
+            assert_eq!(r.actor, "tester");
+            assert!(!r.detail.contains(e.backup_codes[0].as_str()));
+            assert!(!r.detail.contains(e.secret.to_base32().as_str()));
+        }
+    }
+
+    #[test]
+    fn secrets_are_sealed_and_a_wrong_key_is_refused() {
+        let (tmp, mut store, email) = setup();
+        let c = FixedClock(NOW);
+        let e = enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
+        drop(store);
+        let bytes = std::fs::read(tmp.path().join("2fa.db")).expect("read");
+        assert!(!bytes.windows(20).any(|w| w == e.secret.as_bytes()));
+        // Another key file: refused before anything is read or written.
+        let other = tmp.path().join("other.key");
+        crate::key_file::create(&other).expect("key");
+        let mut store = Store::open(&tmp.path().join("2fa.db"), OpenMode::MustExist).expect("open");
+        let err = store.unlock(&other).expect_err("wrong key");
+        assert_eq!(err.exit_code(), 10);
+        assert!(
+            err.message().contains("not the key of database"),
+            "{}",
+            err.message()
+        );
+        // A missing key file is not silently replaced once secrets are sealed.
+        let err = store
+            .unlock(&tmp.path().join("missing.key"))
+            .expect_err("missing");
+        assert!(err.message().contains("missing"), "{}", err.message());
+        assert!(!tmp.path().join("missing.key").exists());
+        // Keyless operations still work (break-glass).
+        disable(&mut store, &ctx(&c), &email, None).expect("disable without key");
     }
 }

@@ -16,7 +16,8 @@ use zeroize::Zeroizing;
 
 use crate::email::Email;
 use crate::error::{Error, Result};
-use crate::store::DEFAULT_DB_PATH;
+use crate::key_file::DEFAULT_KEY_PATH;
+use crate::store::{DEFAULT_DB_PATH, OpenMode, Store};
 
 /// The options every tool takes.
 #[derive(Debug, Clone)]
@@ -96,10 +97,37 @@ pub fn email_arg() -> Arg {
         .help("Account (email address); trimmed and lower-cased")
 }
 
+/// `--key-file PATH` (or `MB2FA_KEY_FILE`), for the tools that touch secrets.
+pub fn key_file_arg() -> Arg {
+    Arg::new("key-file")
+        .long("key-file")
+        .value_name("PATH")
+        .env("MB2FA_KEY_FILE")
+        .default_value(DEFAULT_KEY_PATH)
+        .value_parser(value_parser!(PathBuf))
+        .help("Key that seals the TOTP secrets (created with the first enrollment, mode 0400)")
+}
+
+/// Open the database and load the key: what every tool that reads or
+/// writes a secret does first.
+pub fn open_unlocked(m: &ArgMatches, g: &Globals, mode: OpenMode) -> Result<Store> {
+    let mut store = Store::open(&g.db, mode)?;
+    let key = m
+        .try_get_one::<PathBuf>("key-file")
+        .ok()
+        .flatten()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_PATH));
+    store.unlock(&key)?;
+    Ok(store)
+}
+
 /// The parsed `--email`.
 pub fn email(m: &ArgMatches) -> Result<Email> {
     let raw = m
-        .get_one::<OsString>("email")
+        .try_get_one::<OsString>("email")
+        .ok()
+        .flatten()
         .ok_or_else(|| Error::usage("--email is required"))?;
     let raw = raw
         .to_str()
@@ -179,7 +207,9 @@ where
     };
     let globals = Globals {
         db: matches
-            .get_one::<PathBuf>("db")
+            .try_get_one::<PathBuf>("db")
+            .ok()
+            .flatten()
             .cloned()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH)),
         json: matches.get_flag("json"),
@@ -263,6 +293,44 @@ fn emit_json(doc: &Value) {
 fn write_stdout(text: &str) {
     let mut out = io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// A plain table for people: columns and a rule under the header, no other
+/// lines, so it stays narrow and greppable.
+pub fn table(header: &[&str]) -> comfy_table::Table {
+    use comfy_table::{ContentLineStyle, LineStyle, TableStyle};
+    let style = TableStyle::new()
+        .header_lines(ContentLineStyle::none().junction(' '))
+        .header_separator(LineStyle::none().fill('-').junction(' '))
+        .content_lines(ContentLineStyle::none().junction(' '));
+    let mut table = comfy_table::Table::new();
+    table.load_style(style).set_header(header.to_vec());
+    table
+}
+
+/// Append a table to a report, one trimmed line at a time.
+pub fn push_table(mut report: Report, table: &mut comfy_table::Table) -> Report {
+    for col in table.column_iter_mut() {
+        col.set_padding((0, 1));
+    }
+    for line in table.lines() {
+        report = report.line(line.trim_end());
+    }
+    report
+}
+
+/// `2026-11-28 09:30`: minutes are enough in a table, and it stays narrow.
+pub fn short_time(t: Option<i64>) -> String {
+    t.map_or_else(
+        || "-".to_string(),
+        |t| {
+            crate::clock::rfc3339(t)
+                .replace('T', " ")
+                .chars()
+                .take(16)
+                .collect()
+        },
+    )
 }
 
 /// Format an optional Unix time for people.

@@ -43,6 +43,25 @@ pub fn rfc3339(unix_seconds: i64) -> String {
     humantime::format_rfc3339_seconds(when).to_string()
 }
 
+/// A point in time given by a person: an RFC 3339 time (`2026-11-28T09:00:00Z`,
+/// or without the zone, taken as UTC) or a span back from `now` (`90m`,
+/// `24h`, `7d`).
+pub fn parse_since(raw: &str, now: i64) -> Result<i64> {
+    let raw = raw.trim();
+    if let Ok(span) = humantime::parse_duration(raw) {
+        let secs = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
+        return Ok(now.saturating_sub(secs));
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(raw.trim_end_matches('Z')) {
+        if let Ok(d) = t.duration_since(UNIX_EPOCH) {
+            return Ok(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        }
+    }
+    Err(Error::usage(
+        "invalid --since: give a time like 2026-11-28T09:00:00Z or a span like 90m, 24h, 7d",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +71,23 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_111_111_109), "2005-03-18T01:58:29Z");
         assert_eq!(rfc3339(20_000_000_000), "2603-10-11T11:33:20Z");
+    }
+
+    #[test]
+    fn since_accepts_times_and_spans() {
+        let now = 1_800_000_000;
+        assert_eq!(parse_since("1h", now), Ok(now - 3600));
+        assert_eq!(parse_since("7d", now), Ok(now - 7 * 86400));
+        assert_eq!(parse_since("90m", now), Ok(now - 5400));
+        assert_eq!(parse_since("2005-03-18T01:58:29Z", now), Ok(1_111_111_109));
+        assert_eq!(parse_since("2005-03-18 01:58:29", now), Ok(1_111_111_109));
+        for bad in ["", "yesterday", "-1h", "2005-13-01T00:00:00Z"] {
+            assert_eq!(
+                parse_since(bad, now).map_err(|e| e.exit_code()),
+                Err(2),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

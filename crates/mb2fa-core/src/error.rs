@@ -80,6 +80,10 @@ impl Error {
         )
     }
 
+    pub fn locked(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Locked, message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, message)
     }

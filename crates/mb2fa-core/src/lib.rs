@@ -2,19 +2,25 @@
 //!
 //! One module a concern: [`secret`] (generation, base32), [`uri`] (otpauth),
 //! [`totp`] (codes, window, replay), [`backup_codes`], [`email`] and [`code`]
-//! (input), [`store`] (SQLite), [`qr`] (terminal art), [`clock`] (time),
+//! (input), [`store`] (SQLite), [`crypto`] and [`key_file`] (secrets at rest),
+//! [`throttle`] (lockout), [`audit`] (the trail and syslog), [`qr`] (terminal
+//! art), [`clock`] (time),
 //! [`error`] (exit codes), and [`account`], which ties them into the
 //! operations the tools perform. [`cli`] holds the plumbing every tool shares.
 
 pub mod account;
+pub mod audit;
 pub mod backup_codes;
 pub mod clock;
 pub mod code;
+pub mod crypto;
 pub mod email;
 pub mod error;
+pub mod key_file;
 pub mod qr;
 pub mod secret;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 pub mod uri;
 

@@ -18,10 +18,16 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::cell::RefCell;
+
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::audit::{self, Record};
+use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
+use crate::key_file;
 use crate::secret::Secret;
+use crate::throttle;
 use crate::totp::{Algorithm, TotpParams};
 
 /// Where the tools keep their database unless told otherwise.
@@ -30,11 +36,25 @@ pub const DEFAULT_DB_PATH: &str = "/var/lib/mailborder/2fa.db";
 /// How long a tool waits for another one's write lock before giving up (exit 10).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+/// SQL migrations in order; entry `i` takes the schema from version `i` to
+/// `i + 1`. Every tool applies these on open.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_audit.sql"),
+];
 
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The schema version after the SQL migrations.
+const SQL_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The version after the last step, which seals plaintext secrets (from
+/// version 1 databases) with the key. It needs the key, so only tools that
+/// load the key take it ([`Store::unlock`]); the others work on either
+/// version, as they never touch a secret.
+pub const SCHEMA_VERSION: i64 = SQL_VERSION + 1;
+
+/// The settings key holding the fingerprint of the key this database's
+/// secrets are sealed with.
+const KEY_FINGERPRINT: &str = "key_fingerprint";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -77,8 +97,18 @@ pub struct Account {
     pub secret: Secret,
     pub params: TotpParams,
     pub issuer: String,
+    pub created_at: i64,
     pub last_step: Option<i64>,
     pub drift_steps: i64,
+    pub failed_attempts: i64,
+    pub locked_until: Option<i64>,
+}
+
+/// An account's lockout state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub failed_attempts: i64,
+    pub locked_until: Option<i64>,
 }
 
 /// An account as `mb-2fa-list` shows it: no secret.
@@ -92,6 +122,7 @@ pub struct AccountSummary {
     pub last_used_at: Option<i64>,
     pub backup_codes_left: u32,
     pub drift_steps: i64,
+    pub failed_attempts: i64,
     pub locked_until: Option<i64>,
 }
 
@@ -116,6 +147,7 @@ pub struct StoredBackupCode {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    key: Option<MasterKey>,
 }
 
 impl Store {
@@ -133,6 +165,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            key: None,
         };
         store.configure()?;
         store.migrate()?;
@@ -175,7 +208,7 @@ impl Store {
         let path = self.path.clone();
         let version = Self::user_version(&self.conn, &path)?;
         check_not_newer(version, &path)?;
-        if version == SCHEMA_VERSION {
+        if version >= SQL_VERSION {
             return Ok(());
         }
         let err = |e: rusqlite::Error| db_error(&path, &e);
@@ -186,13 +219,84 @@ impl Store {
         // Another process may have migrated while we waited for the lock.
         let version = Self::user_version(&tx, &path)?;
         check_not_newer(version, &path)?;
-        let from = usize::try_from(version).unwrap_or(0);
-        for sql in &MIGRATIONS[from..] {
-            tx.execute_batch(sql).map_err(err)?;
+        if version < SQL_VERSION {
+            let from = usize::try_from(version).unwrap_or(0);
+            for sql in &MIGRATIONS[from..] {
+                tx.execute_batch(sql).map_err(err)?;
+            }
+            tx.pragma_update(None, "user_version", SQL_VERSION)
+                .map_err(err)?;
         }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Load the key (creating it if no secret was ever sealed in this
+    /// database), check it is this database's key, and seal any plaintext
+    /// secrets left by a version 1 database, all in one transaction. Needed
+    /// before any secret is read or written; a wrong or missing key is exit
+    /// 10 and changes nothing.
+    pub fn unlock(&mut self, key_path: &Path) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let fingerprint_in_db = |conn: &Connection| -> Result<Option<String>> {
+            conn.query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![KEY_FINGERPRINT],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_error(&path, &e))
+        };
+        // The usual case needs no write lock: key present, matching, sealed.
+        if let Some(key) = key_file::load(key_path)? {
+            let fp = fingerprint_in_db(&self.conn)?;
+            let version = Self::user_version(&self.conn, &path)?;
+            if fp.as_deref() == Some(key.fingerprint().as_str()) && version == SCHEMA_VERSION {
+                self.key = Some(key);
+                return Ok(());
+            }
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let fp = fingerprint_in_db(&tx)?;
+        let key = match (key_file::load(key_path)?, &fp) {
+            (Some(key), Some(fp)) if *fp != key.fingerprint() => {
+                return Err(Error::storage(format!(
+                    "key file {} (fingerprint {}) is not the key of database {} (fingerprint {fp}): restore the right key file from backup; nothing was changed",
+                    key_path.display(),
+                    key.fingerprint(),
+                    path.display()
+                )));
+            }
+            (Some(key), _) => key,
+            (None, Some(fp)) => {
+                return Err(Error::storage(format!(
+                    "key file {} is missing, and the secrets in {} are sealed with key {fp}: restore the key file from backup or pass --key-file (mb-2fa-disable works without it)",
+                    key_path.display(),
+                    path.display()
+                )));
+            }
+            (None, None) => key_file::create(key_path)?,
+        };
+        if fp.is_none() {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                params![KEY_FINGERPRINT, key.fingerprint()],
+            )
+            .map_err(err)?;
+        }
+        let version = Self::user_version(&tx, &path)?;
+        check_not_newer(version, &path)?;
+        if version < SCHEMA_VERSION {
+            seal_plaintext_secrets(&tx, &key, &path)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        self.key = Some(key);
+        Ok(())
     }
 
     /// Run `f` in a read transaction: one consistent snapshot.
@@ -216,11 +320,47 @@ impl Store {
             .conn
             .transaction_with_behavior(behavior)
             .map_err(|e| db_error(&path, &e))?;
-        let wrapped = Tx { tx, path: &path };
+        let wrapped = Tx {
+            tx,
+            path: &path,
+            key: self.key.as_ref(),
+            audit: RefCell::new(Vec::new()),
+        };
         let value = f(&wrapped)?;
+        let records = wrapped.audit.take();
         wrapped.tx.commit().map_err(|e| db_error(&path, &e))?;
+        // Only what was committed goes to syslog.
+        audit::send_to_syslog(&records);
         Ok(value)
     }
+}
+
+/// The version 1 → sealed step: every secret still in plaintext is sealed.
+fn seal_plaintext_secrets(
+    tx: &rusqlite::Transaction<'_>,
+    key: &MasterKey,
+    path: &Path,
+) -> Result<()> {
+    let err = |e: rusqlite::Error| db_error(path, &e);
+    let rows: Vec<(i64, String, i64, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare("SELECT id, email, created_at, secret FROM accounts")
+            .map_err(err)?;
+        let mapped = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(err)?;
+        mapped.collect::<rusqlite::Result<_>>().map_err(err)?
+    };
+    for (id, email, created_at, plain) in rows {
+        let secret = Secret::from_bytes(plain);
+        let sealed = crypto::seal(key, &secret, &email, created_at)?;
+        tx.execute(
+            "UPDATE accounts SET secret = ?2 WHERE id = ?1",
+            params![id, sealed],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn check_not_newer(version: i64, path: &Path) -> Result<()> {
@@ -299,11 +439,20 @@ fn db_error(path: &Path, e: &rusqlite::Error) -> Error {
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
+    key: Option<&'a MasterKey>,
+    /// Records appended in this transaction, for syslog after commit.
+    audit: RefCell<Vec<Record>>,
 }
 
 impl Tx<'_> {
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(self.path, &e)
+    }
+
+    fn key(&self) -> Result<&MasterKey> {
+        self.key.ok_or_else(|| {
+            Error::storage("internal error: the key was not loaded before touching a secret")
+        })
     }
 
     fn damaged(&self, what: &str) -> Error {
@@ -317,7 +466,8 @@ impl Tx<'_> {
         let row = self
             .tx
             .query_row(
-                "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step, drift_steps
+                "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step, drift_steps,
+                        created_at, failed_attempts, locked_until
                  FROM accounts WHERE email = ?1",
                 params![email],
                 |r| {
@@ -332,16 +482,33 @@ impl Tx<'_> {
                         r.get::<_, String>(7)?,
                         r.get::<_, Option<i64>>(8)?,
                         r.get::<_, i64>(9)?,
+                        r.get::<_, i64>(10)?,
+                        r.get::<_, i64>(11)?,
+                        r.get::<_, Option<i64>>(12)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((id, email, state, secret, alg, digits, period, issuer, last_step, drift)) = row
+        let Some((
+            id,
+            email,
+            state,
+            sealed,
+            alg,
+            digits,
+            period,
+            issuer,
+            last_step,
+            drift,
+            created_at,
+            failed_attempts,
+            locked_until,
+        )) = row
         else {
             return Ok(None);
         };
-        let secret = Secret::from_bytes(secret);
+        let secret = crypto::open(self.key()?, &sealed, &email, created_at)?;
         let state = State::parse(&state).ok_or_else(|| self.damaged("account state"))?;
         let algorithm = Algorithm::parse(&alg).ok_or_else(|| self.damaged("TOTP algorithm"))?;
         let params = TotpParams {
@@ -357,8 +524,11 @@ impl Tx<'_> {
             secret,
             params,
             issuer,
+            created_at,
             last_step,
             drift_steps: drift,
+            failed_attempts,
+            locked_until,
         }))
     }
 
@@ -388,7 +558,7 @@ impl Tx<'_> {
             .prepare(
                 "SELECT a.email, a.state, a.issuer, a.created_at, a.activated_at, a.last_used_at,
                         (SELECT count(*) FROM backup_codes b WHERE b.account_id = a.id AND b.used_at IS NULL),
-                        a.drift_steps, a.locked_until
+                        a.drift_steps, a.locked_until, a.failed_attempts
                  FROM accounts a ORDER BY a.email",
             )
             .map_err(|e| self.err(e))?;
@@ -404,13 +574,24 @@ impl Tx<'_> {
                     r.get::<_, i64>(6)?,
                     r.get::<_, i64>(7)?,
                     r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, i64>(9)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (email, state, issuer, created_at, activated_at, last_used_at, left, drift, locked) =
-                row.map_err(|e| self.err(e))?;
+            let (
+                email,
+                state,
+                issuer,
+                created_at,
+                activated_at,
+                last_used_at,
+                left,
+                drift,
+                locked,
+                failed,
+            ) = row.map_err(|e| self.err(e))?;
             out.push(AccountSummary {
                 email,
                 state: State::parse(&state).ok_or_else(|| self.damaged("account state"))?,
@@ -420,6 +601,7 @@ impl Tx<'_> {
                 last_used_at,
                 backup_codes_left: u32::try_from(left).unwrap_or(0),
                 drift_steps: drift,
+                failed_attempts: failed,
                 locked_until: locked,
             });
         }
@@ -427,13 +609,14 @@ impl Tx<'_> {
     }
 
     pub fn insert_account(&self, a: &NewAccount<'_>) -> Result<i64> {
+        let sealed = crypto::seal(self.key()?, a.secret, a.email, a.created_at)?;
         self.tx
             .execute(
                 "INSERT INTO accounts (email, state, secret, algorithm, digits, period, issuer, created_at)
                  VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     a.email,
-                    a.secret.as_bytes(),
+                    sealed,
                     a.params.algorithm.as_str(),
                     a.params.digits,
                     a.params.period,
@@ -462,6 +645,7 @@ impl Tx<'_> {
                     last_step = ?2,
                     last_used_at = ?3,
                     failed_attempts = 0,
+                    locked_until = NULL,
                     activated_at = CASE WHEN state = 'pending' THEN ?3 ELSE activated_at END,
                     state = 'active'
                  WHERE id = ?1",
@@ -506,7 +690,7 @@ impl Tx<'_> {
         if n == 1 {
             self.tx
                 .execute(
-                    "UPDATE accounts SET last_used_at = ?2, failed_attempts = 0 WHERE id = ?1",
+                    "UPDATE accounts SET last_used_at = ?2, failed_attempts = 0, locked_until = NULL WHERE id = ?1",
                     params![account_id, now],
                 )
                 .map_err(|e| self.err(e))?;
@@ -552,6 +736,93 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub fn lock(&self, account_id: i64) -> Result<Lock> {
+        self.tx
+            .query_row(
+                "SELECT failed_attempts, locked_until FROM accounts WHERE id = ?1",
+                params![account_id],
+                |r| {
+                    Ok(Lock {
+                        failed_attempts: r.get(0)?,
+                        locked_until: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Count one more consecutive failure and lock the account when the
+    /// count reaches the threshold. Returns the new lock state.
+    pub fn record_failure(&self, account_id: i64, now: i64) -> Result<Lock> {
+        let failed = self.lock(account_id)?.failed_attempts.saturating_add(1);
+        let locked_until = throttle::lock_seconds(failed).map(|s| now.saturating_add(s));
+        self.tx
+            .execute(
+                "UPDATE accounts SET failed_attempts = ?2, locked_until = COALESCE(?3, locked_until) WHERE id = ?1",
+                params![account_id, failed, locked_until],
+            )
+            .map_err(|e| self.err(e))?;
+        self.lock(account_id)
+    }
+
+    /// Clear the failure count and any lock (`mb-2fa-unlock`).
+    pub fn clear_lock(&self, account_id: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = ?1",
+                params![account_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Append an audit record (and queue it for syslog after commit).
+    pub fn append_audit(&self, r: Record) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        self.audit.borrow_mut().push(r);
+        Ok(())
+    }
+
+    /// Audit records, newest first.
+    pub fn audit_records(
+        &self,
+        email: Option<&str>,
+        since: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT at, tool, action, email, outcome, actor, detail FROM audit
+                 WHERE (?1 IS NULL OR email = ?1) AND (?2 IS NULL OR at >= ?2)
+                 ORDER BY at DESC, id DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![email, since, limit], |r| {
+                Ok(Record {
+                    at: r.get(0)?,
+                    tool: r.get(1)?,
+                    action: r.get(2)?,
+                    email: r.get(3)?,
+                    outcome: r.get(4)?,
+                    actor: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         self.tx
             .query_row(
@@ -584,7 +855,12 @@ mod tests {
     fn creates_dir_0700_and_file_0600_and_wal() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("sub/dir/2fa.db");
-        let store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        assert_eq!(
+            Store::user_version(&store.conn, &path).expect("v"),
+            SQL_VERSION
+        );
+        store.unlock(&tmp.path().join("2fa.key")).expect("key");
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&tmp.path().join("sub/dir")), 0o700);
@@ -643,6 +919,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("2fa.db");
         let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        store.unlock(&tmp.path().join("2fa.key")).expect("key");
         let secret = Secret::from_bytes(vec![7; 20]);
         let r: Result<()> = store.write(|tx| {
             tx.insert_account(&NewAccount {
@@ -654,8 +931,89 @@ mod tests {
             })?;
             Err(Error::conflict("stop"))
         });
-        assert!(r.is_err());
+        assert_eq!(r.map_err(|e| e.kind()), Err(crate::ErrorKind::Conflict));
         let found = store.read(|tx| tx.account_state("a@b")).expect("read");
         assert_eq!(found, None);
+    }
+
+    #[test]
+    fn audit_trail_is_append_only() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("2fa.db");
+        let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        store
+            .write(|tx| {
+                tx.append_audit(Record {
+                    at: 1,
+                    tool: "t".into(),
+                    action: "a".into(),
+                    email: None,
+                    outcome: "ok".into(),
+                    actor: "me".into(),
+                    detail: String::new(),
+                })
+            })
+            .expect("append");
+        for sql in ["UPDATE audit SET outcome = 'x'", "DELETE FROM audit"] {
+            let err = store.conn.execute(sql, []).expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
+    }
+
+    #[test]
+    fn version_1_fixture_is_sealed_in_one_step() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("2fa.db");
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/schema-v1/2fa.db"
+        );
+        std::fs::copy(fixture, &path).expect("copy fixture");
+        let plain: Vec<Vec<u8>> = {
+            let c = Connection::open(&path).expect("open");
+            let v: i64 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("v");
+            assert_eq!(v, 1, "the fixture is a version 1 database");
+            let mut st = c
+                .prepare("SELECT secret FROM accounts ORDER BY email")
+                .expect("prep");
+            st.query_map([], |r| r.get(0))
+                .expect("q")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows")
+        };
+        assert_eq!(plain.len(), 3);
+        // A keyless tool migrates the SQL part only; secrets stay as they were.
+        drop(Store::open(&path, OpenMode::MustExist).expect("open"));
+        let mut store = Store::open(&path, OpenMode::MustExist).expect("open");
+        store
+            .unlock(&tmp.path().join("2fa.key"))
+            .expect("unlock seals");
+        assert_eq!(
+            Store::user_version(&store.conn, &path).expect("v"),
+            SCHEMA_VERSION
+        );
+        let emails = ["alice@example.com", "bob@example.com", "carol@example.com"];
+        for (email, plain) in emails.iter().zip(&plain) {
+            let account = store
+                .read(|tx| tx.account(email))
+                .expect("read")
+                .expect("present");
+            assert_eq!(account.secret.as_bytes(), plain.as_slice(), "{email}");
+        }
+        let stored: Vec<Vec<u8>> = {
+            let mut st = store
+                .conn
+                .prepare("SELECT secret FROM accounts")
+                .expect("prep");
+            st.query_map([], |r| r.get(0))
+                .expect("q")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows")
+        };
+        for (s, p) in stored.iter().zip(&plain) {
+            assert!(!s.windows(p.len()).any(|w| w == p.as_slice()), "sealed");
+        }
     }
 }

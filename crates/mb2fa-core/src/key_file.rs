@@ -1,0 +1,174 @@
+//! The key file that seals TOTP secrets: 32 random bytes, default
+//! `/etc/mailborder/2fa.key`, directory 0700, file 0400.
+//!
+//! Kept apart from the database (`/var/lib/mailborder`) so that a copy of the
+//! database, as backups make, gives away no secret. Like ssh with a private
+//! key, a key file that group or others may read or write is refused.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{KEY_LEN, MasterKey};
+use crate::error::{Error, Result};
+use crate::secret::fill_random;
+
+pub const DEFAULT_KEY_PATH: &str = "/etc/mailborder/2fa.key";
+
+/// Read the key. `Ok(None)` when the file does not exist; every other
+/// problem (loose mode, wrong size, unreadable) is exit 10 naming the cure.
+pub fn load(path: &Path) -> Result<Option<MasterKey>> {
+    let p = path.display();
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::storage(format!(
+                "cannot read key file {p}: {e}; run with sudo, or pass --key-file"
+            )));
+        }
+    };
+    if !meta.is_file() {
+        return Err(Error::storage(format!(
+            "key file {p} is not a regular file: point --key-file at the 2FA key"
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::storage(format!(
+            "key file {p} is accessible by group or others (mode {mode:04o}): refusing to use it; run: chmod 0400 {p}"
+        )));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
+    File::open(path)
+        .and_then(|f| f.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error::storage(format!("cannot read key file {p}: {e}; run with sudo")))?;
+    MasterKey::from_bytes(&bytes).map(Some).ok_or_else(|| {
+        Error::storage(format!(
+            "key file {p} holds {} bytes, not {KEY_LEN}: it is damaged or not an mb-2fa key; restore it from backup",
+            if bytes.len() > KEY_LEN { format!("more than {KEY_LEN}") } else { bytes.len().to_string() }
+        ))
+    })
+}
+
+/// Create a new key file atomically: written in full to a temporary file in
+/// the same directory, then linked into place. If another process got there
+/// first, its key is used.
+pub fn create(path: &Path) -> Result<MasterKey> {
+    let p = path.display();
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                Error::storage(format!(
+                    "cannot create directory {} for the key file: {e}; run with sudo or pass --key-file",
+                    dir.display()
+                ))
+            })?;
+    }
+    let key = MasterKey::generate()?;
+    let mut suffix = [0u8; 8];
+    fill_random(&mut suffix)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("2fa.key"),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let cleanup = |e: std::io::Error| {
+        let _ = fs::remove_file(&tmp);
+        Error::storage(format!(
+            "cannot create key file {p}: {e}; run with sudo or pass --key-file"
+        ))
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&tmp)
+        .map_err(|e| {
+            Error::storage(format!(
+                "cannot create key file {p}: {e}; run with sudo or pass --key-file"
+            ))
+        })?;
+    f.write_all(key.as_bytes()).map_err(cleanup)?;
+    f.sync_all().map_err(cleanup)?;
+    drop(f);
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Ok(d) = File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == IoErrorKind::AlreadyExists => load(path)?.ok_or_else(|| {
+            Error::storage(format!(
+                "key file {p} vanished while being created; try again"
+            ))
+        }),
+        Err(e) => Err(Error::storage(format!(
+            "cannot create key file {p}: {e}; run with sudo or pass --key-file"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn create_then_load_with_modes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("etc/mailborder/2fa.key");
+        assert!(load(&path).expect("missing is fine").is_none());
+        let k = create(&path).expect("create");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o400);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        let again = load(&path).expect("load").expect("present");
+        assert_eq!(again.as_bytes(), k.as_bytes());
+        // A second create keeps the first key.
+        let second = create(&path).expect("create");
+        assert_eq!(second.as_bytes(), k.as_bytes());
+        let leftovers = fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+    }
+
+    #[test]
+    fn refuses_loose_modes_wrong_sizes_and_directories() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("2fa.key");
+        fs::write(&path, [1u8; 32]).expect("write");
+        for mode in [0o644, 0o440, 0o404, 0o600 | 0o002] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = load(&path).expect_err("loose");
+            assert_eq!(err.exit_code(), 10);
+            assert!(err.message().contains("chmod 0400"), "{}", err.message());
+        }
+        for (len, what) in [(0, "0 bytes"), (31, "31 bytes"), (33, "more than 32")] {
+            fs::remove_file(&path).expect("rm");
+            fs::write(&path, vec![1u8; len]).expect("write");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
+            let err = load(&path).expect_err("size");
+            assert!(err.message().contains(what), "{}", err.message());
+        }
+        let err = load(tmp.path()).expect_err("dir");
+        assert!(err.message().contains("not a regular file"));
+    }
+}

@@ -73,7 +73,7 @@ fn audit_only(
 }
 
 /// A new enrollment, with everything that is shown once and never again.
-#[derive(Debug)]
+/// `Debug` leaves out the URI (it carries the secret).
 pub struct Enrollment {
     pub email: Email,
     pub issuer: String,
@@ -159,6 +159,20 @@ pub fn enable(
         backup_codes: set.codes,
         replaced,
     })
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("email", &self.email)
+            .field("issuer", &self.issuer)
+            .field("secret", &self.secret)
+            .field("params", &self.params)
+            .field("otpauth_uri", &"[redacted]")
+            .field("backup_codes", &self.backup_codes)
+            .field("replaced", &self.replaced)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -596,6 +610,9 @@ mod tests {
         let clock = ctx(&clock);
         let e = enable(&mut store, &clock, &email, "Mailborder", false).expect("enable");
         assert_eq!(e.backup_codes.len(), 10);
+        let shown = format!("{e:?}");
+        assert!(!shown.contains(e.secret.to_base32().as_str()), "{shown}");
+        assert!(!shown.contains(e.backup_codes[0].as_str()), "{shown}");
         assert_eq!(e.replaced, None);
 
         // Backup codes don't work before activation.

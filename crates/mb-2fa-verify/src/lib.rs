@@ -4,13 +4,14 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgMatches, Command, value_parser};
-use mb2fa_core::Result;
-use mb2fa_core::account::{self, Ctx, Method};
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use mb2fa_core::account::{self, Ctx, Diagnosis, Method};
 use mb2fa_core::cli::{self, Globals, Report};
-use mb2fa_core::clock::SystemClock;
+use mb2fa_core::clock::{self, SystemClock};
 use mb2fa_core::code::Code;
+use mb2fa_core::email::Email;
 use mb2fa_core::store::OpenMode;
+use mb2fa_core::{Error, Result, skew};
 
 pub fn command() -> Command {
     cli::command(
@@ -22,7 +23,11 @@ pub fn command() -> Command {
              Exit 0 when the code is accepted, 1 when it is rejected (wrong, already used), \
              3 when the account has no 2FA, 4 when it is locked after 5 wrong codes, 10 when \
              the database or the key cannot be read. The first good \
-             TOTP code activates a pending enrollment. A backup code works once.",
+             TOTP code activates a pending enrollment. A backup code works once.\n\n\
+             --diagnose explains why a code is or is not accepted (phone clock off, code already \
+             used, wrong account in the app) and changes nothing. --resync takes two consecutive \
+             codes from a phone whose clock is off by up to 5 minutes and centres the account's \
+             window on it.",
     )
     .arg(cli::email_arg())
     .arg(cli::key_file_arg())
@@ -30,15 +35,42 @@ pub fn command() -> Command {
         Arg::new("code")
             .long("code")
             .value_name("CODE")
-            .required(true)
+            .required_unless_present("resync")
+            .conflicts_with("resync")
             .value_parser(value_parser!(OsString))
             .help(
                 "6-digit code from the app, or a backup code XXXX-XXXX-XXXX; - reads it from stdin",
             ),
     )
+    .arg(
+        Arg::new("diagnose")
+            .long("diagnose")
+            .action(ArgAction::SetTrue)
+            .requires("code")
+            .help("Explain where the code matches and why; changes nothing (always exit 0 when the diagnosis ran)"),
+    )
+    .arg(
+        Arg::new("diagnose-minutes")
+            .long("diagnose-minutes")
+            .value_name("MIN")
+            .value_parser(value_parser!(i64).range(1..=120))
+            .default_value("10")
+            .requires("diagnose")
+            .help("How far either side of now --diagnose searches"),
+    )
+    .arg(
+        Arg::new("resync")
+            .long("resync")
+            .value_names(["CODE1", "CODE2"])
+            .num_args(2)
+            .value_parser(value_parser!(OsString))
+            .help("Re-synchronise the clock drift from two consecutive codes (one may be -, read from stdin)"),
+    )
     .after_help(
         "Examples:\n  mb-2fa-verify --email alice@example.com --code 123456\n  \
-             echo \"$CODE\" | mb-2fa-verify --email alice@example.com --code - --json",
+             echo \"$CODE\" | mb-2fa-verify --email alice@example.com --code - --json\n  \
+             mb-2fa-verify --email alice@example.com --code 123456 --diagnose\n  \
+             mb-2fa-verify --email alice@example.com --resync 123456 654321",
     )
 }
 
@@ -49,6 +81,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
+    if let Some(codes) = m.get_many::<OsString>("resync") {
+        return resync(m, g, &email, codes.collect());
+    }
     let raw = m
         .get_one::<OsString>("code")
         .map(|v| cli::secret_value(v, "code"))
@@ -57,12 +92,28 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let code = Code::parse(&raw)?;
     let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
+    if m.get_flag("diagnose") {
+        let minutes = m
+            .get_one::<i64>("diagnose-minutes")
+            .copied()
+            .unwrap_or(skew::DIAGNOSE_MINUTES);
+        let d = account::diagnose(
+            &mut store,
+            &ctx,
+            &email,
+            &code,
+            minutes,
+            clock::ntp_status(),
+        )?;
+        return Ok(diagnosis_report(g, &email, &d));
+    }
     let v = account::verify(&mut store, &ctx, &email, &code)?;
     let mut report = Report::new()
         .field("email", email.as_str())
         .field("method", v.method.as_str())
         .field("activated", v.activated)
         .field("offset_steps", v.offset_steps)
+        .field("drift_steps", v.drift_steps)
         .field("backup_codes_left", v.backup_codes_left);
     if g.quiet {
         return Ok(report);
@@ -78,7 +129,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     if v.activated {
         report = report.line(format!("2FA is now active for {email}."));
     }
-    if let Some(offset) = v.offset_steps.filter(|o| *o != 0) {
+    // Worth a word only when the phone is off by more than the account's
+    // learned drift explains.
+    if let Some(offset) = v.offset_steps.filter(|o| Some(*o) != v.drift_steps) {
         report = report.line(format!(
             "Note: the code matched {} s {} the server clock; check the time on phone and server if this persists.",
             offset.abs() * 30,
@@ -91,4 +144,110 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         ));
     }
     Ok(report)
+}
+
+fn resync(m: &ArgMatches, g: &Globals, email: &Email, raw: Vec<&OsString>) -> Result<Report> {
+    if raw.iter().filter(|v| v.as_os_str() == "-").count() > 1 {
+        return Err(Error::usage(
+            "--resync: only one of the two codes can be read from stdin",
+        ));
+    }
+    let mut codes = Vec::with_capacity(2);
+    for v in raw {
+        match Code::parse(&cli::secret_value(v, "code")?)? {
+            Code::Totp(digits) => codes.push(digits),
+            Code::Backup(_) => {
+                return Err(Error::usage(
+                    "malformed code: --resync takes two 6-digit codes from the app, not backup codes",
+                ));
+            }
+        }
+    }
+    let (Some(first), Some(second)) = (codes.first(), codes.get(1)) else {
+        return Err(Error::usage("--resync takes two codes"));
+    };
+    let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
+    let r = account::resync(&mut store, &ctx, email, first, second)?;
+    let report = Report::new()
+        .field("email", email.as_str())
+        .field("resynced", true)
+        .field("drift_steps", r.drift_steps)
+        .field("activated", r.activated);
+    if g.quiet {
+        return Ok(report);
+    }
+    let span = skew::describe_seconds(r.drift_steps * 30);
+    let where_ = match r.drift_steps {
+        0 => "in step with the server".to_string(),
+        d if d < 0 => format!("about {span} behind the server"),
+        _ => format!("about {span} ahead of the server"),
+    };
+    let mut report = report.line(format!(
+        "Resynchronised {email}: the phone is {where_} (drift {:+} steps); its next codes verify normally.",
+        r.drift_steps
+    ));
+    if r.activated {
+        report = report.line(format!("2FA is now active for {email}."));
+    }
+    Ok(report)
+}
+
+fn diagnosis_report(g: &Globals, email: &Email, d: &Diagnosis) -> Report {
+    let offset = d.finding.offset_steps();
+    let report = Report::new()
+        .field("email", email.as_str())
+        .field("server_time", clock::rfc3339(d.server_time))
+        .field("ntp_synchronized", d.ntp.as_str())
+        .field("state", d.state.as_str())
+        .field("drift_steps", d.drift_steps)
+        .field("failed_attempts", d.failed_attempts)
+        .field("locked_until", cli::json_time(d.locked_until))
+        .field("finding", d.finding.as_str())
+        .field("offset_steps", offset)
+        .field("offset_seconds", offset.map(|o| o * i64::from(d.period)))
+        .field("search_minutes", d.range_minutes)
+        .field("would_accept", d.would_accept)
+        .field("advice", d.advice.as_str());
+    if g.quiet {
+        return report.line(&d.advice);
+    }
+    let ntp = match d.ntp.as_str() {
+        "yes" => "synchronised by NTP",
+        "no" => "NOT synchronised by NTP: fix the server clock first (timedatectl set-ntp true)",
+        _ => "NTP state unknown (no timedatectl)",
+    };
+    let lock = match d.locked_until {
+        Some(t) => format!("locked until {}", clock::rfc3339(t)),
+        None => "not locked".to_string(),
+    };
+    report
+        .line(format!("Diagnosis for {email} (nothing was changed):"))
+        .line(format!(
+            "  server time   {} ({ntp})",
+            clock::rfc3339(d.server_time)
+        ))
+        .line(format!(
+            "  enrollment    {}, drift {:+} steps, {lock}, {} recent failed attempts",
+            d.state.as_str(),
+            d.drift_steps,
+            d.failed_attempts
+        ))
+        .line(format!(
+            "  code          {}{}",
+            d.finding.as_str(),
+            offset.map_or_else(String::new, |o| format!(
+                " at {o:+} steps ({:+} s)",
+                o * i64::from(d.period)
+            ))
+        ))
+        .line(format!(
+            "  verify now    {}",
+            if d.would_accept {
+                "would accept it"
+            } else {
+                "would reject it"
+            }
+        ))
+        .line(format!("  meaning       {}", d.advice))
 }

@@ -11,11 +11,12 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Record};
 use crate::backup_codes::{self, BackupCode};
-use crate::clock::{Clock, rfc3339};
+use crate::clock::{Clock, NtpStatus, rfc3339};
 use crate::code::Code;
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::skew;
 use crate::store::{AccountSummary, Lock, NewAccount, State, Store, Tx};
 use crate::throttle;
 use crate::totp::{self, TotpCheck, TotpParams};
@@ -197,6 +198,8 @@ pub struct Verified {
     pub activated: bool,
     /// Where a TOTP code matched, in steps relative to the server clock.
     pub offset_steps: Option<i64>,
+    /// The account's learned drift after a TOTP code.
+    pub drift_steps: Option<i64>,
     pub backup_codes_left: u32,
 }
 
@@ -343,14 +346,16 @@ fn check_totp(
         match result {
             TotpCheck::Accepted { step, offset_steps } => {
                 let activated = account.state == State::Pending && then == Then::Record;
-                let left = match then {
+                let (left, drift_steps) = match then {
                     Then::Record => {
-                        tx.record_totp_success(account.id, step, now)?;
-                        tx.backup_codes_left(account.id)?
+                        let (recent, drift) =
+                            skew::learn(&account.recent_offsets, account.drift_steps, offset_steps);
+                        tx.record_totp_success(account.id, step, now, drift, &recent)?;
+                        (tx.backup_codes_left(account.id)?, drift)
                     }
                     Then::Disable => {
                         tx.delete_account(account.id)?;
-                        0
+                        (0, account.drift_steps)
                     }
                 };
                 let (outcome, detail) = match (then, activated) {
@@ -363,6 +368,7 @@ fn check_totp(
                     method: Method::Totp,
                     activated,
                     offset_steps: Some(offset_steps),
+                    drift_steps: Some(drift_steps),
                     backup_codes_left: left,
                 }))
             }
@@ -478,9 +484,289 @@ fn check_backup(
             method: Method::BackupCode,
             activated: false,
             offset_steps: None,
+            drift_steps: None,
             backup_codes_left: left,
         }))
     })?
+}
+
+/// The outcome of a resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resynced {
+    pub drift_steps: i64,
+    pub activated: bool,
+}
+
+/// Re-synchronise an account's drift from two consecutive codes found within
+/// ±`skew::MAX_DRIFT` steps (like FreeIPA's token sync). Both codes are used
+/// up; a pending enrollment is activated (the user proved the phone works).
+/// A failure counts towards the lockout like a wrong code.
+pub fn resync(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    first: &str,
+    second: &str,
+) -> Result<Resynced> {
+    let now = ctx.clock.now()?;
+    store.write(|tx| {
+        let Some(account) = tx.account(email.as_str())? else {
+            tx.append_audit(ctx.record(now, "resync", email, "not_enrolled", ""))?;
+            return Ok(Err(Error::not_enrolled(email.as_str())));
+        };
+        let lock = Lock {
+            failed_attempts: account.failed_attempts,
+            locked_until: account.locked_until,
+        };
+        if throttle::is_locked(lock.locked_until, now) {
+            tx.append_audit(ctx.record(now, "resync", email, "locked", "resync while locked; not evaluated"))?;
+            return Ok(Err(locked_error(email, lock)));
+        }
+        let found = skew::find_consecutive(
+            &account.secret,
+            &account.params,
+            first,
+            second,
+            now,
+            skew::MAX_DRIFT,
+            account.last_step,
+        );
+        let Some(step) = found else {
+            let stale = account.last_step.is_some()
+                && skew::find_consecutive(&account.secret, &account.params, first, second, now, skew::MAX_DRIFT, None)
+                    .is_some();
+            let what = if stale {
+                "the two codes are not newer than the last accepted code (a code is never accepted twice, nor an older one); resync with the phone's next two codes once its clock is fixed or has caught up".to_string()
+            } else {
+                format!(
+                    "the two codes are not consecutive codes of this account within ±{}",
+                    skew::describe_seconds(skew::MAX_DRIFT * i64::from(account.params.period))
+                )
+            };
+            return Ok(Err(record_wrong_code(tx, ctx, now, "resync", email, account.id, &what)?));
+        };
+        let drift = step - account.params.step_at(now);
+        let recent = vec![drift; skew::HISTORY];
+        tx.record_totp_success(account.id, step, now, drift, &recent)?;
+        let activated = account.state == State::Pending;
+        tx.append_audit(ctx.record(
+            now,
+            "resync",
+            email,
+            "ok",
+            format!("drift {} -> {drift} steps{}", account.drift_steps, if activated { "; activated" } else { "" }),
+        ))?;
+        Ok(Ok(Resynced { drift_steps: drift, activated }))
+    })?
+}
+
+/// Where a code stands, for a diagnosis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// Matches inside the window and unused: it would be accepted now.
+    Valid { offset_steps: i64 },
+    /// Matches a step that was already accepted (or an earlier one).
+    AlreadyUsed { offset_steps: i64 },
+    /// Matches outside the window: the phone's clock is off by that much.
+    Skewed { offset_steps: i64 },
+    /// Matches nowhere in the searched range.
+    NoMatch,
+    /// A valid, unused backup code.
+    BackupValid,
+    /// A backup code of this account that was already used.
+    BackupUsed,
+    /// Not one of this account's backup codes.
+    BackupUnknown,
+}
+
+impl Finding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Valid { .. } => "valid",
+            Finding::AlreadyUsed { .. } => "already_used",
+            Finding::Skewed { offset_steps } if offset_steps < 0 => "phone_behind",
+            Finding::Skewed { .. } => "phone_ahead",
+            Finding::NoMatch => "no_match",
+            Finding::BackupValid => "backup_code_valid",
+            Finding::BackupUsed => "backup_code_used",
+            Finding::BackupUnknown => "backup_code_unknown",
+        }
+    }
+
+    pub fn offset_steps(self) -> Option<i64> {
+        match self {
+            Finding::Valid { offset_steps }
+            | Finding::AlreadyUsed { offset_steps }
+            | Finding::Skewed { offset_steps } => Some(offset_steps),
+            _ => None,
+        }
+    }
+}
+
+/// A diagnosis of one code for one account. Nothing about the account is
+/// changed by making it (only its audit record is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub server_time: i64,
+    pub ntp: NtpStatus,
+    pub state: State,
+    pub drift_steps: i64,
+    pub failed_attempts: i64,
+    pub locked_until: Option<i64>,
+    pub period: u32,
+    pub range_minutes: i64,
+    pub finding: Finding,
+    /// Would `mb-2fa-verify` accept this code right now?
+    pub would_accept: bool,
+    /// What it means and what to do, in plain words.
+    pub advice: String,
+}
+
+/// Diagnose why a code is (or is not) accepted, searching ±`range_minutes`.
+pub fn diagnose(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    code: &Code,
+    range_minutes: i64,
+    ntp: NtpStatus,
+) -> Result<Diagnosis> {
+    let now = ctx.clock.now()?;
+    let account = store.read(|tx| tx.account(email.as_str()))?;
+    let Some(account) = account else {
+        audit_only(store, ctx, now, "diagnose", email, "not_enrolled", "")?;
+        return Err(Error::not_enrolled(email.as_str()));
+    };
+    let period = i64::from(account.params.period);
+    let locked = throttle::is_locked(account.locked_until, now);
+    let finding = match code {
+        Code::Totp(digits) => {
+            let range = range_minutes * 60 / period;
+            let hits = skew::offsets_matching(&account.secret, &account.params, digits, now, range);
+            let now_step = account.params.step_at(now);
+            let used = |o: i64| account.last_step.is_some_and(|l| now_step + o <= l);
+            let in_window = |o: i64| (o - account.drift_steps).abs() <= totp::DEFAULT_WINDOW;
+            if let Some(&o) = hits.iter().find(|o| in_window(**o) && !used(**o)) {
+                Finding::Valid { offset_steps: o }
+            } else if let Some(&o) = hits.iter().find(|o| in_window(**o) && used(**o)) {
+                Finding::AlreadyUsed { offset_steps: o }
+            } else if let Some(&o) = hits.first() {
+                Finding::Skewed { offset_steps: o }
+            } else {
+                Finding::NoMatch
+            }
+        }
+        Code::Backup(b) => {
+            let stored = store.read(|tx| tx.backup_code_by_tag(account.id, &b.tag()))?;
+            match stored {
+                Some(s) if b.matches(&s.hash)? => {
+                    if s.used {
+                        Finding::BackupUsed
+                    } else {
+                        Finding::BackupValid
+                    }
+                }
+                Some(_) => Finding::BackupUnknown,
+                None => {
+                    b.check_decoy();
+                    Finding::BackupUnknown
+                }
+            }
+        }
+    };
+    let would_accept = !locked
+        && match finding {
+            Finding::Valid { .. } => true,
+            Finding::BackupValid => account.state == State::Active,
+            _ => false,
+        };
+    let advice = advice(
+        email,
+        finding,
+        locked,
+        account.locked_until,
+        account.state,
+        period,
+        range_minutes,
+    );
+    audit_only(
+        store,
+        ctx,
+        now,
+        "diagnose",
+        email,
+        "ok",
+        &format!(
+            "{}{}{}",
+            finding.as_str(),
+            finding
+                .offset_steps()
+                .map_or_else(String::new, |o| format!("; offset {o} steps")),
+            if locked { "; account locked" } else { "" }
+        ),
+    )?;
+    Ok(Diagnosis {
+        server_time: now,
+        ntp,
+        state: account.state,
+        drift_steps: account.drift_steps,
+        failed_attempts: account.failed_attempts,
+        locked_until: account.locked_until.filter(|_| locked),
+        period: account.params.period,
+        range_minutes,
+        finding,
+        would_accept,
+        advice,
+    })
+}
+
+fn advice(
+    email: &Email,
+    finding: Finding,
+    locked: bool,
+    locked_until: Option<i64>,
+    state: State,
+    period: i64,
+    range_minutes: i64,
+) -> String {
+    let resync = format!("mb-2fa-verify --email {email} --resync CODE1 CODE2");
+    let mut text = match finding {
+        Finding::Valid { .. } => "this code is valid now and would be accepted".to_string(),
+        Finding::AlreadyUsed { .. } => {
+            "this code was already used (each code works once): wait for the next code in the app".to_string()
+        }
+        Finding::Skewed { offset_steps } if offset_steps < 0 => {
+            let span = skew::describe_seconds(-offset_steps * period);
+            format!(
+                "this code was valid {span} ago: the phone's clock is about {span} behind; turn on automatic date & time on the phone, or resync with two consecutive codes: {resync}"
+            )
+        }
+        Finding::Skewed { offset_steps } => {
+            let span = skew::describe_seconds(offset_steps * period);
+            format!(
+                "this code will be valid in {span}: the phone's clock is about {span} ahead; turn on automatic date & time on the phone, or resync with two consecutive codes: {resync}"
+            )
+        }
+        Finding::NoMatch => format!(
+            "this code matches nowhere within ±{range_minutes} min: likely the wrong account selected in the app, or an old enrollment; check the account name in the app, or re-enroll: mb-2fa-enable --email {email} --force"
+        ),
+        Finding::BackupValid => "this is a valid, unused backup code".to_string(),
+        Finding::BackupUsed => "this backup code was already used (each works once): use another, or make new ones with mb-2fa-backup-codes".to_string(),
+        Finding::BackupUnknown => "this is not one of this account's current backup codes (they may have been regenerated)".to_string(),
+    };
+    if state == State::Pending && !matches!(finding, Finding::Valid { .. }) {
+        text.push_str("; the enrollment is still pending (no code accepted yet)");
+    }
+    if state == State::Pending && matches!(finding, Finding::BackupValid) {
+        text.push_str(", and backup codes only work once it is active");
+    }
+    if locked {
+        text.push_str(&format!(
+            "; but the account is locked until {} after repeated wrong codes: mb-2fa-unlock --email {email}",
+            locked_until.map_or_else(String::new, rfc3339)
+        ));
+    }
+    text
 }
 
 /// Replace all backup codes of an enrollment; the old ones stop working at once.
@@ -845,5 +1131,156 @@ mod tests {
         assert!(!tmp.path().join("missing.key").exists());
         // Keyless operations still work (break-glass).
         disable(&mut store, &ctx(&c), &email, None).expect("disable without key");
+    }
+
+    fn code_at(e: &Enrollment, now: i64, offset: i64) -> Code {
+        Code::Totp(totp::code_for_step(
+            &e.secret,
+            &e.params,
+            e.params.step_at(now) + offset,
+        ))
+    }
+
+    #[test]
+    fn verify_learns_a_consistent_drift() {
+        let (_tmp, mut store, email) = setup();
+        let e = enable(
+            &mut store,
+            &ctx(&FixedClock(NOW)),
+            &email,
+            "Mailborder",
+            false,
+        )
+        .expect("enable");
+        // A phone 30 s behind: three codes in a row match at -1.
+        for i in 0..3 {
+            let t = NOW + 30 * i;
+            let v = verify(
+                &mut store,
+                &ctx(&FixedClock(t)),
+                &email,
+                &code_at(&e, t, -1),
+            )
+            .expect("ok");
+            assert_eq!(v.offset_steps, Some(-1));
+        }
+        assert_eq!(list(&mut store).expect("list")[0].drift_steps, -1);
+        // The window is centred on -1 now: a code 60 s behind is accepted.
+        let t = NOW + 120;
+        let v = verify(
+            &mut store,
+            &ctx(&FixedClock(t)),
+            &email,
+            &code_at(&e, t, -2),
+        )
+        .expect("ok");
+        assert_eq!(v.offset_steps, Some(-2));
+    }
+
+    #[test]
+    fn resync_far_out_then_the_skewed_phone_verifies() {
+        let (_tmp, mut store, email) = setup();
+        let c = FixedClock(NOW);
+        let e = enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
+        // A phone 5 minutes behind: plain verification fails.
+        let far = code_at(&e, NOW, -10);
+        assert_eq!(
+            verify(&mut store, &ctx(&c), &email, &far).map_err(|e| e.kind()),
+            Err(ErrorKind::Rejected)
+        );
+        let digits = |c: &Code| match c {
+            Code::Totp(d) => d.to_string(),
+            Code::Backup(_) => unreachable!(),
+        };
+        // Non-consecutive codes do not resync (and count as a failure).
+        let err = resync(
+            &mut store,
+            &ctx(&c),
+            &email,
+            &digits(&code_at(&e, NOW, -10)),
+            &digits(&code_at(&e, NOW, -8)),
+        )
+        .expect_err("not consecutive");
+        assert_eq!(err.kind(), ErrorKind::Rejected);
+        assert_eq!(list(&mut store).expect("list")[0].failed_attempts, 2);
+        let r = resync(
+            &mut store,
+            &ctx(&c),
+            &email,
+            &digits(&code_at(&e, NOW, -10)),
+            &digits(&code_at(&e, NOW, -9)),
+        )
+        .expect("resync");
+        assert_eq!(
+            r,
+            Resynced {
+                drift_steps: -9,
+                activated: true
+            }
+        );
+        let s = list(&mut store).expect("list");
+        assert_eq!((s[0].drift_steps, s[0].failed_attempts), (-9, 0));
+        // The phone's next code verifies normally; its old ones are used up.
+        verify(&mut store, &ctx(&c), &email, &code_at(&e, NOW, -8)).expect("next code");
+        let old = verify(&mut store, &ctx(&c), &email, &code_at(&e, NOW, -9)).expect_err("used");
+        assert_eq!(old.kind(), ErrorKind::Rejected);
+    }
+
+    #[test]
+    fn diagnose_changes_no_account_and_explains() {
+        let (_tmp, mut store, email) = setup();
+        let c = FixedClock(NOW);
+        let e = enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
+        verify(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 0)).expect("activate");
+        let before = list(&mut store).expect("list");
+        let ntp = NtpStatus::Unknown;
+        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, -3), 10, ntp)
+            .expect("diagnose");
+        assert_eq!(d.finding, Finding::Skewed { offset_steps: -3 });
+        assert!(!d.would_accept);
+        assert!(d.advice.contains("valid 90 s ago"), "{}", d.advice);
+        assert!(d.advice.contains("90 s behind"), "{}", d.advice);
+        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 0), 10, ntp)
+            .expect("diagnose");
+        assert_eq!(d.finding, Finding::AlreadyUsed { offset_steps: 0 });
+        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 1), 10, ntp)
+            .expect("diagnose");
+        assert_eq!(
+            (d.finding, d.would_accept),
+            (Finding::Valid { offset_steps: 1 }, true)
+        );
+        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 25), 10, ntp)
+            .expect("diagnose");
+        assert_eq!(d.finding, Finding::NoMatch);
+        assert!(
+            d.advice.contains("matches nowhere within ±10 min"),
+            "{}",
+            d.advice
+        );
+        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 25), 15, ntp)
+            .expect("diagnose");
+        assert_eq!(d.finding, Finding::Skewed { offset_steps: 25 });
+        let d = diagnose(
+            &mut store,
+            &ctx(&c),
+            &email,
+            &Code::Backup(e.backup_codes[0].clone()),
+            10,
+            ntp,
+        )
+        .expect("diagnose");
+        assert_eq!(d.finding, Finding::BackupValid);
+        // Nothing changed, not even a wrong code counted; the codes still work.
+        assert_eq!(list(&mut store).expect("list"), before);
+        verify(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 1)).expect("still valid");
+        verify(
+            &mut store,
+            &ctx(&c),
+            &email,
+            &Code::Backup(e.backup_codes[0].clone()),
+        )
+        .expect("unspent");
+        let log = audit_log(&mut store, Some(&email), None, 100).expect("audit");
+        assert_eq!(log.iter().filter(|r| r.action == "diagnose").count(), 6);
     }
 }

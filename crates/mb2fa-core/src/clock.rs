@@ -43,6 +43,48 @@ pub fn rfc3339(unix_seconds: i64) -> String {
     humantime::format_rfc3339_seconds(when).to_string()
 }
 
+/// Whether the server clock is kept in sync by NTP, as far as we can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NtpStatus {
+    Synchronized,
+    NotSynchronized,
+    Unknown,
+}
+
+impl NtpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NtpStatus::Synchronized => "yes",
+            NtpStatus::NotSynchronized => "no",
+            NtpStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// Ask systemd: `timedatectl show -p NTPSynchronized --value`, else the flag
+/// file systemd-timesyncd keeps, else unknown (chrony or ntpd without
+/// timedated: we do not guess).
+pub fn ntp_status() -> NtpStatus {
+    let out = std::process::Command::new("timedatectl")
+        .args(["show", "-p", "NTPSynchronized", "--value"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            match String::from_utf8_lossy(&out.stdout).trim() {
+                "yes" => return NtpStatus::Synchronized,
+                "no" => return NtpStatus::NotSynchronized,
+                _ => {}
+            }
+        }
+    }
+    if std::path::Path::new("/run/systemd/timesync/synchronized").exists() {
+        return NtpStatus::Synchronized;
+    }
+    NtpStatus::Unknown
+}
+
 /// A point in time given by a person: an RFC 3339 time (`2026-11-28T09:00:00Z`,
 /// or without the zone, taken as UTC) or a span back from `now` (`90m`,
 /// `24h`, `7d`).

@@ -3,7 +3,7 @@
 //! One module a concern: [`secret`] (generation, base32), [`uri`] (otpauth),
 //! [`totp`] (codes, window, replay), [`backup_codes`], [`email`] and [`code`]
 //! (input), [`store`] (SQLite), [`crypto`] and [`key_file`] (secrets at rest),
-//! [`throttle`] (lockout), [`audit`] (the trail and syslog), [`qr`] (terminal
+//! [`throttle`] (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and syslog), [`qr`] (terminal
 //! art), [`clock`] (time),
 //! [`error`] (exit codes), and [`account`], which ties them into the
 //! operations the tools perform. [`cli`] holds the plumbing every tool shares.
@@ -19,6 +19,7 @@ pub mod error;
 pub mod key_file;
 pub mod qr;
 pub mod secret;
+pub mod skew;
 pub mod store;
 pub mod throttle;
 pub mod totp;

@@ -36,24 +36,23 @@ pub const DEFAULT_DB_PATH: &str = "/var/lib/mailborder/2fa.db";
 /// How long a tool waits for another one's write lock before giving up (exit 10).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// SQL migrations in order; entry `i` takes the schema from version `i` to
-/// `i + 1`. Every tool applies these on open.
+/// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
+/// Every tool applies them on open: none needs the key.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_audit.sql"),
+    include_str!("../migrations/0003_skew.sql"),
 ];
 
-/// The schema version after the SQL migrations.
-const SQL_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// The version after the last step, which seals plaintext secrets (from
-/// version 1 databases) with the key. It needs the key, so only tools that
-/// load the key take it ([`Store::unlock`]); the others work on either
-/// version, as they never touch a secret.
-pub const SCHEMA_VERSION: i64 = SQL_VERSION + 1;
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The settings key holding the fingerprint of the key this database's
-/// secrets are sealed with.
+/// secrets are sealed with. Its presence also means "every secret is sealed":
+/// version 1 databases (plaintext secrets) have none until the first tool that
+/// loads the key seals them, in the same transaction that records it. Sealing
+/// is a data step, not a schema version, so tools without the key still apply
+/// every later schema migration.
 const KEY_FINGERPRINT: &str = "key_fingerprint";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +99,8 @@ pub struct Account {
     pub created_at: i64,
     pub last_step: Option<i64>,
     pub drift_steps: i64,
+    /// Offsets of the last accepted codes, oldest first (see `skew`).
+    pub recent_offsets: Vec<i64>,
     pub failed_attempts: i64,
     pub locked_until: Option<i64>,
 }
@@ -208,7 +209,7 @@ impl Store {
         let path = self.path.clone();
         let version = Self::user_version(&self.conn, &path)?;
         check_not_newer(version, &path)?;
-        if version >= SQL_VERSION {
+        if version >= SCHEMA_VERSION {
             return Ok(());
         }
         let err = |e: rusqlite::Error| db_error(&path, &e);
@@ -219,12 +220,12 @@ impl Store {
         // Another process may have migrated while we waited for the lock.
         let version = Self::user_version(&tx, &path)?;
         check_not_newer(version, &path)?;
-        if version < SQL_VERSION {
+        if version < SCHEMA_VERSION {
             let from = usize::try_from(version).unwrap_or(0);
             for sql in &MIGRATIONS[from..] {
                 tx.execute_batch(sql).map_err(err)?;
             }
-            tx.pragma_update(None, "user_version", SQL_VERSION)
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err)?;
         }
         tx.commit().map_err(err)
@@ -250,8 +251,7 @@ impl Store {
         // The usual case needs no write lock: key present, matching, sealed.
         if let Some(key) = key_file::load(key_path)? {
             let fp = fingerprint_in_db(&self.conn)?;
-            let version = Self::user_version(&self.conn, &path)?;
-            if fp.as_deref() == Some(key.fingerprint().as_str()) && version == SCHEMA_VERSION {
+            if fp.as_deref() == Some(key.fingerprint().as_str()) {
                 self.key = Some(key);
                 return Ok(());
             }
@@ -281,18 +281,14 @@ impl Store {
             (None, None) => key_file::create(key_path)?,
         };
         if fp.is_none() {
+            // No key was ever recorded: any secret here is a version 1
+            // plaintext one. Seal them all and record the key, atomically.
+            seal_plaintext_secrets(&tx, &key, &path)?;
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)",
                 params![KEY_FINGERPRINT, key.fingerprint()],
             )
             .map_err(err)?;
-        }
-        let version = Self::user_version(&tx, &path)?;
-        check_not_newer(version, &path)?;
-        if version < SCHEMA_VERSION {
-            seal_plaintext_secrets(&tx, &key, &path)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
         }
         tx.commit().map_err(err)?;
         self.key = Some(key);
@@ -467,7 +463,7 @@ impl Tx<'_> {
             .tx
             .query_row(
                 "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step, drift_steps,
-                        created_at, failed_attempts, locked_until
+                        created_at, failed_attempts, locked_until, recent_offsets
                  FROM accounts WHERE email = ?1",
                 params![email],
                 |r| {
@@ -485,6 +481,7 @@ impl Tx<'_> {
                         r.get::<_, i64>(10)?,
                         r.get::<_, i64>(11)?,
                         r.get::<_, Option<i64>>(12)?,
+                        r.get::<_, String>(13)?,
                     ))
                 },
             )
@@ -504,6 +501,7 @@ impl Tx<'_> {
             created_at,
             failed_attempts,
             locked_until,
+            recent,
         )) = row
         else {
             return Ok(None);
@@ -527,6 +525,7 @@ impl Tx<'_> {
             created_at,
             last_step,
             drift_steps: drift,
+            recent_offsets: crate::skew::parse_history(&recent),
             failed_attempts,
             locked_until,
         }))
@@ -637,19 +636,35 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
-    /// Record an accepted TOTP step; activate a pending enrollment.
-    pub fn record_totp_success(&self, id: i64, step: i64, now: i64) -> Result<()> {
+    /// Record an accepted TOTP step with the drift learned from it; activate
+    /// a pending enrollment; clear the failure count.
+    pub fn record_totp_success(
+        &self,
+        id: i64,
+        step: i64,
+        now: i64,
+        drift: i64,
+        recent_offsets: &[i64],
+    ) -> Result<()> {
         self.tx
             .execute(
                 "UPDATE accounts SET
                     last_step = ?2,
                     last_used_at = ?3,
+                    drift_steps = ?4,
+                    recent_offsets = ?5,
                     failed_attempts = 0,
                     locked_until = NULL,
                     activated_at = CASE WHEN state = 'pending' THEN ?3 ELSE activated_at END,
                     state = 'active'
                  WHERE id = ?1",
-                params![id, step, now],
+                params![
+                    id,
+                    step,
+                    now,
+                    drift,
+                    crate::skew::format_history(recent_offsets)
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -858,7 +873,7 @@ mod tests {
         let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
         assert_eq!(
             Store::user_version(&store.conn, &path).expect("v"),
-            SQL_VERSION
+            SCHEMA_VERSION
         );
         store.unlock(&tmp.path().join("2fa.key")).expect("key");
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
@@ -984,8 +999,23 @@ mod tests {
                 .expect("rows")
         };
         assert_eq!(plain.len(), 3);
-        // A keyless tool migrates the SQL part only; secrets stay as they were.
+        // A keyless tool migrates the schema; the secrets stay as they were.
         drop(Store::open(&path, OpenMode::MustExist).expect("open"));
+        {
+            let c = Connection::open(&path).expect("open");
+            let v: i64 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("v");
+            assert_eq!(v, SCHEMA_VERSION);
+            let first: Vec<u8> = c
+                .query_row(
+                    "SELECT secret FROM accounts ORDER BY email LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("row");
+            assert_eq!(first, plain[0], "still plaintext before the key is loaded");
+        }
         let mut store = Store::open(&path, OpenMode::MustExist).expect("open");
         store
             .unlock(&tmp.path().join("2fa.key"))

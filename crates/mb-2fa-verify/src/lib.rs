@@ -213,9 +213,9 @@ fn diagnosis_report(g: &Globals, email: &Email, d: &Diagnosis) -> Report {
         return report.line(&d.advice);
     }
     let ntp = match d.ntp.as_str() {
-        "yes" => "synchronised by NTP",
-        "no" => "NOT synchronised by NTP: fix the server clock first (timedatectl set-ntp true)",
-        _ => "NTP state unknown (no timedatectl)",
+        "yes" => "NTP synchronised: yes",
+        "no" => "NTP synchronised: NO; fix the server clock first: timedatectl set-ntp true",
+        _ => "NTP synchronised: unknown, no timedatectl here; check chrony or ntpd",
     };
     let lock = match d.locked_until {
         Some(t) => format!("locked until {}", clock::rfc3339(t)),
@@ -224,7 +224,7 @@ fn diagnosis_report(g: &Globals, email: &Email, d: &Diagnosis) -> Report {
     report
         .line(format!("Diagnosis for {email} (nothing was changed):"))
         .line(format!(
-            "  server time   {} ({ntp})",
+            "  server time   {}, {ntp}",
             clock::rfc3339(d.server_time)
         ))
         .line(format!(

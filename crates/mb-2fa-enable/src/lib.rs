@@ -14,7 +14,7 @@ use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::qr::{Matrix, Render, Style};
 use mb2fa_core::store::OpenMode;
-use mb2fa_core::{Error, Result, uri};
+use mb2fa_core::{Error, Result, policy, uri};
 
 pub fn command() -> Command {
     cli::command(
@@ -34,7 +34,7 @@ pub fn command() -> Command {
             .long("issuer")
             .value_name("NAME")
             .help(format!(
-                "Name shown in the authenticator app [default: {}]",
+                "Name shown in the authenticator app [default: the policy's issuer, else {}]",
                 uri::DEFAULT_ISSUER
             )),
     )
@@ -81,16 +81,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
-    let issuer = uri::parse_issuer(
-        m.get_one::<String>("issuer")
-            .map_or(uri::DEFAULT_ISSUER, String::as_str),
-    )?;
+    let explicit_issuer = m
+        .get_one::<String>("issuer")
+        .map(|i| uri::parse_issuer(i))
+        .transpose()?;
     let force = m.get_flag("force");
     let qr_file = m.get_one::<PathBuf>("qr-file");
     if let Some(path) = qr_file {
         check_qr_file(path)?;
     }
     let mut store = cli::open_unlocked(m, g, OpenMode::CreateIfMissing)?;
+    let issuer = match explicit_issuer {
+        Some(i) => i,
+        None => policy::current(&mut store)?.issuer,
+    };
     let ctx = Ctx::new(&SystemClock, "mb-2fa-enable");
     let e = account::enable(&mut store, &ctx, &email, &issuer, force)?;
     let matrix = Matrix::encode(&e.otpauth_uri)?;

@@ -10,7 +10,7 @@ use mb2fa_core::account;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{Clock, SystemClock};
 use mb2fa_core::store::{AccountSummary, OpenMode, Store};
-use mb2fa_core::throttle;
+use mb2fa_core::{policy, throttle};
 use serde_json::{Value, json};
 
 pub fn command() -> Command {
@@ -41,19 +41,74 @@ fn execute(_m: &ArgMatches, g: &Globals) -> Result<Report> {
             a.locked_until = None;
         }
     }
-    let mut report = Report::new().field(
-        "accounts",
-        accounts.iter().map(to_json).collect::<Vec<Value>>(),
-    );
+    let exemptions = policy::exemptions(&mut store)?;
+    let exempt_kind = |email: &str| {
+        exemptions
+            .iter()
+            .find(|e| e.email == email)
+            .map(|e| e.kind.clone())
+    };
+    let mut report = Report::new()
+        .field(
+            "accounts",
+            accounts
+                .iter()
+                .map(|a| {
+                    let mut v = to_json(a);
+                    v["exemption"] = exempt_kind(&a.email).map_or(Value::Null, Value::String);
+                    v
+                })
+                .collect::<Vec<Value>>(),
+        )
+        .field(
+            "exemptions",
+            exemptions
+                .iter()
+                .map(|e| {
+                    json!({
+                        "email": e.email,
+                        "kind": e.kind,
+                        "reason": e.reason,
+                        "created_at": cli::json_time(Some(e.created_at)),
+                        "created_by": e.created_by,
+                        "used": e.used_at.is_some(),
+                        "used_at": cli::json_time(e.used_at),
+                    })
+                })
+                .collect::<Vec<Value>>(),
+        );
     if g.quiet {
         for a in &accounts {
             report = report.line(&a.email);
         }
-    } else if accounts.is_empty() {
-        report =
-            report.line("No accounts have 2FA yet. Enroll one with: mb-2fa-enable --email EMAIL");
     } else {
-        report = cli::push_table(report, &mut table(&accounts));
+        if accounts.is_empty() {
+            report = report
+                .line("No accounts have 2FA yet. Enroll one with: mb-2fa-enable --email EMAIL");
+        } else {
+            report = cli::push_table(report, &mut table(&accounts));
+        }
+        if !exemptions.is_empty() {
+            report = report.line("").line("Exempt from 2FA:");
+            let mut t = cli::table(&["EMAIL", "KIND", "STATUS", "REASON"]);
+            for e in &exemptions {
+                let status = match e.used_at {
+                    Some(t) => format!(
+                        "USED since {}: rotate its password, then seal",
+                        cli::short_time(Some(t))
+                    ),
+                    None if e.kind == "break-glass" => "sealed".to_string(),
+                    None => "-".to_string(),
+                };
+                t.add_row(vec![
+                    e.email.clone(),
+                    e.kind.clone(),
+                    status,
+                    e.reason.clone(),
+                ]);
+            }
+            report = cli::push_table(report, &mut t);
+        }
     }
     Ok(report)
 }

@@ -63,9 +63,10 @@ fn sanitize(s: &str) -> String {
 /// Severity for syslog: failures stand out, routine successes do not.
 fn severity(r: &Record) -> u8 {
     match r.outcome.as_str() {
-        "rejected" | "locked" | "not_enrolled" => 4, // warning
-        "accepted" | "activated" => 6,               // info
-        _ => 5,                                      // notice: changes by admins
+        "break_glass" => 1,                                     // alert
+        "rejected" | "locked" | "not_enrolled" | "denied" => 4, // warning
+        "accepted" | "activated" => 6,                          // info
+        _ => 5,                                                 // notice: changes by admins
     }
 }
 
@@ -139,6 +140,7 @@ mod tests {
         assert_eq!(severity(&r), 4);
         assert_eq!(severity(&record("accepted")), 6);
         assert_eq!(severity(&record("ok")), 5);
+        assert_eq!(severity(&record("break_glass")), 1);
     }
 
     #[test]

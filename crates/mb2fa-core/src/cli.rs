@@ -33,6 +33,9 @@ pub struct Globals {
 pub struct Report {
     pub json: Map<String, Value>,
     pub human: String,
+    /// Exit code of a successful run (non-zero only for answers that are
+    /// exit codes by design, like a login decision).
+    pub exit: u8,
 }
 
 impl Report {
@@ -48,6 +51,11 @@ impl Report {
     pub fn line(mut self, text: impl AsRef<str>) -> Report {
         self.human.push_str(text.as_ref());
         self.human.push('\n');
+        self
+    }
+
+    pub fn exit(mut self, code: u8) -> Report {
+        self.exit = code;
         self
     }
 
@@ -69,12 +77,14 @@ pub fn command(name: &'static str, about: &'static str) -> Command {
                 .env("MB2FA_DB")
                 .default_value(DEFAULT_DB_PATH)
                 .value_parser(value_parser!(PathBuf))
+                .global(true)
                 .help("SQLite database shared by all mb-2fa tools"),
         )
         .arg(
             Arg::new("json")
                 .long("json")
                 .action(ArgAction::SetTrue)
+                .global(true)
                 .help("Print exactly one JSON document on stdout, on success and on failure"),
         )
         .arg(
@@ -82,6 +92,7 @@ pub fn command(name: &'static str, about: &'static str) -> Command {
                 .short('q')
                 .long("quiet")
                 .action(ArgAction::SetTrue)
+                .global(true)
                 .help("Print only the essential result (errors still go to stderr)"),
         )
 }
@@ -225,7 +236,7 @@ where
             } else {
                 write_stdout(&report.human);
             }
-            ExitCode::SUCCESS
+            ExitCode::from(report.exit)
         }
         Err(e) => fail(&name, globals.json, &e),
     }

@@ -3,7 +3,7 @@
 //! One module a concern: [`secret`] (generation, base32), [`uri`] (otpauth),
 //! [`totp`] (codes, window, replay), [`backup_codes`], [`email`] and [`code`]
 //! (input), [`store`] (SQLite), [`crypto`] and [`key_file`] (secrets at rest),
-//! [`throttle`] (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and syslog), [`qr`] (terminal
+//! [`policy`] (enforcement), [`throttle`] (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and syslog), [`qr`] (terminal
 //! art), [`clock`] (time),
 //! [`error`] (exit codes), and [`account`], which ties them into the
 //! operations the tools perform. [`cli`] holds the plumbing every tool shares.
@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod email;
 pub mod error;
 pub mod key_file;
+pub mod policy;
 pub mod qr;
 pub mod secret;
 pub mod skew;

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_audit.sql"),
     include_str!("../migrations/0003_skew.sql"),
+    include_str!("../migrations/0004_policy.sql"),
 ];
 
 /// The schema version this build writes.
@@ -134,6 +135,31 @@ pub struct NewAccount<'a> {
     pub params: TotpParams,
     pub issuer: &'a str,
     pub created_at: i64,
+}
+
+/// An exemption from the 2FA requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exemption {
+    pub email: String,
+    /// `service` or `break-glass`.
+    pub kind: String,
+    pub reason: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub used_at: Option<i64>,
+    pub sealed_at: Option<i64>,
+}
+
+fn exemption_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Exemption> {
+    Ok(Exemption {
+        email: r.get(0)?,
+        kind: r.get(1)?,
+        reason: r.get(2)?,
+        created_at: r.get(3)?,
+        created_by: r.get(4)?,
+        used_at: r.get(5)?,
+        sealed_at: r.get(6)?,
+    })
 }
 
 /// One stored backup code.
@@ -835,6 +861,92 @@ impl Tx<'_> {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn exemption(&self, email: &str) -> Result<Option<Exemption>> {
+        self.tx
+            .query_row(
+                "SELECT email, kind, reason, created_at, created_by, used_at, sealed_at
+                 FROM exemptions WHERE email = ?1",
+                params![email],
+                exemption_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn exemptions(&self) -> Result<Vec<Exemption>> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT email, kind, reason, created_at, created_by, used_at, sealed_at
+                 FROM exemptions ORDER BY email",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], exemption_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Add or replace an exemption (a new one starts unused and sealed).
+    pub fn put_exemption(&self, e: &Exemption) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO exemptions (email, kind, reason, created_at, created_by, used_at, sealed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?4)
+                 ON CONFLICT (email) DO UPDATE SET kind = excluded.kind, reason = excluded.reason,
+                    created_at = excluded.created_at, created_by = excluded.created_by,
+                    used_at = NULL, sealed_at = excluded.created_at",
+                params![e.email, e.kind, e.reason, e.created_at, e.created_by],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn delete_exemption(&self, email: &str) -> Result<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM exemptions WHERE email = ?1", params![email])
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Mark a break-glass account used (keeps the first use since the seal).
+    pub fn mark_used(&self, email: &str, now: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE exemptions SET used_at = COALESCE(used_at, ?2) WHERE email = ?1",
+                params![email, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn seal(&self, email: &str, now: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE exemptions SET used_at = NULL, sealed_at = ?2 WHERE email = ?1",
+                params![email, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// When `check` first saw `email`, recording `now` if this is the first time.
+    pub fn first_seen(&self, email: &str, now: i64) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO first_seen (email, seen_at) VALUES (?1, ?2) ON CONFLICT (email) DO NOTHING",
+                params![email, now],
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .query_row(
+                "SELECT seen_at FROM first_seen WHERE email = ?1",
+                params![email],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 

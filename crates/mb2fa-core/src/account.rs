@@ -1131,6 +1131,11 @@ mod tests {
         assert!(!tmp.path().join("missing.key").exists());
         // Keyless operations still work (break-glass).
         disable(&mut store, &ctx(&c), &email, None).expect("disable without key");
+        // With every account removed, a new key may take over.
+        store
+            .unlock(&tmp.path().join("new.key"))
+            .expect("new key once nothing is sealed");
+        enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enroll again");
     }
 
     fn code_at(e: &Enrollment, now: i64, offset: i64) -> Code {

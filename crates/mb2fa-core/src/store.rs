@@ -297,6 +297,17 @@ impl Store {
                 )));
             }
             (Some(key), _) => key,
+            (None, Some(_)) if count_accounts(&tx, &path)? == 0 => {
+                // Nothing is sealed any more (every account was removed after
+                // the key was lost): a new key can safely take over.
+                let key = key_file::create(key_path)?;
+                tx.execute(
+                    "UPDATE settings SET value = ?2 WHERE key = ?1",
+                    params![KEY_FINGERPRINT, key.fingerprint()],
+                )
+                .map_err(err)?;
+                key
+            }
             (None, Some(fp)) => {
                 return Err(Error::storage(format!(
                     "key file {} is missing, and the secrets in {} are sealed with key {fp}: restore the key file from backup or pass --key-file (mb-2fa-disable works without it)",
@@ -355,6 +366,11 @@ impl Store {
         audit::send_to_syslog(&records);
         Ok(value)
     }
+}
+
+fn count_accounts(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<i64> {
+    tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .map_err(|e| db_error(path, &e))
 }
 
 /// The version 1 → sealed step: every secret still in plaintext is sealed.

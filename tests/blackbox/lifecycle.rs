@@ -374,7 +374,6 @@ fn regenerated_codes_work_while_pending_only_after_activation() {
 }
 
 #[test]
-#[ignore = "spec (Verification rules): lockout after 5 consecutive failures; not implemented yet"]
 fn five_failures_lock_the_account() {
     let env = Env::new();
     let e = env.enroll(ALICE);

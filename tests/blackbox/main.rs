@@ -7,14 +7,20 @@
 // Helpers outside #[test] functions panic on purpose: a failed check is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod at_rest;
+mod audit;
 mod concurrency;
 mod input;
 mod json;
 mod lifecycle;
+mod lockout;
+mod migration;
 mod oath;
 mod options;
 mod permissions;
+mod policy;
 mod qr;
 mod reference;
+mod skew;
 mod stdin;
 mod tty;

@@ -75,7 +75,6 @@ fn later_tools_keep_the_modes() {
 }
 
 #[test]
-#[ignore = "spec (On disk): secrets encrypted at rest with a key file; not implemented yet"]
 fn the_database_alone_gives_away_no_secret() {
     let env = Env::new();
     let e = env.enroll(ALICE);

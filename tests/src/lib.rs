@@ -1222,3 +1222,127 @@ pub fn non_utf8(prefix: &str, suffix: &str) -> OsString {
     bytes.extend_from_slice(suffix.as_bytes());
     OsString::from_vec(bytes)
 }
+
+// ---------------------------------------------------------------------------
+// Looking inside: the database, the key file, the audit trail
+// ---------------------------------------------------------------------------
+
+/// `path` with `suffix` appended to its file name (`2fa.db` → `2fa.db-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_os_string();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Does `haystack` contain `needle` (a non-empty byte string)?
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `n` distinct well-formed 6-digit codes that match none of the steps
+/// `-3..=3` around now for `secret_base32`.
+pub fn wrong_codes(secret_base32: &str, n: usize) -> Vec<String> {
+    let key = decode_secret(secret_base32);
+    let now = now_unix();
+    let valid: Vec<String> = (-3i64..=3)
+        .map(|o| {
+            let t = now.checked_add_signed(o * PERIOD as i64).expect("time");
+            totp_at(&key, t, 6)
+        })
+        .collect();
+    let codes: Vec<String> = (0..10_000u32)
+        .map(|i| format!("{:06}", (i * 7919 + 314_159) % 1_000_000))
+        .filter(|c| !valid.contains(c))
+        .take(n)
+        .collect();
+    assert_eq!(codes.len(), n, "not enough wrong codes");
+    codes
+}
+
+/// Write a key file of `bytes` with permission bits `mode` (replacing any
+/// file there), creating its directory (0700) if needed.
+pub fn write_key_file(path: &Path, bytes: &[u8], mode: u32) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// Change the permission bits of an existing file.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// The directory of the fixtures (`tests/fixtures`).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+impl Env {
+    /// A direct SQLite connection to the database, to look at (or tamper
+    /// with) what the tools stored, bypassing them.
+    pub fn connect(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )
+        .unwrap_or_else(|e| panic!("open {}: {e}", self.db.display()));
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn
+    }
+
+    /// `PRAGMA user_version` of the database.
+    pub fn user_version(&self) -> i64 {
+        self.connect()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("PRAGMA user_version")
+    }
+
+    /// The stored `accounts.secret` of `email`, as the tools left it.
+    pub fn stored_secret(&self, email: &str) -> Vec<u8> {
+        self.connect()
+            .query_row(
+                "SELECT secret FROM accounts WHERE email = ?1",
+                [email],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("secret of {email}: {e}"))
+    }
+
+    /// Run a tool with `SUDO_USER` set, as an admin behind sudo would.
+    pub fn run_as<I, S>(&self, sudo_user: &str, tool: &str, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_env(tool, args, &[("SUDO_USER", OsStr::new(sudo_user))])
+    }
+
+    /// `mb-2fa-audit --json [args...]`, which must succeed: its records.
+    #[track_caller]
+    pub fn audit<I, S>(&self, args: I) -> Vec<Value>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(AUDIT, ["--json"]);
+        cmd.args(args);
+        let run = run_command(cmd, None);
+        let doc = run.ok_json();
+        doc["records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("`records` is not an array\n{run}"))
+            .clone()
+    }
+}

@@ -60,8 +60,12 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     } else {
         Store::open(&g.db, OpenMode::MustExist)?
     };
-    let state =
-        account::state(&mut store, &email)?.ok_or_else(|| Error::not_enrolled(email.as_str()))?;
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-disable");
+    let Some(state) = account::state(&mut store, &email)? else {
+        // Nothing to confirm: let the core record the attempt and say exit 3.
+        account::disable(&mut store, &ctx, &email, None)?;
+        return Err(Error::not_enrolled(email.as_str()));
+    };
     cli::confirm(
         g,
         m.get_flag("yes"),
@@ -70,7 +74,6 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             state.as_str()
         ),
     )?;
-    let ctx = Ctx::new(&SystemClock, "mb-2fa-disable");
     account::disable(&mut store, &ctx, &email, code.as_ref())?;
     let report = Report::new()
         .field("email", email.as_str())

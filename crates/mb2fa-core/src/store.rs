@@ -213,6 +213,11 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
+        // Deleted and overwritten content (a sealed-over plaintext secret, a
+        // removed account) is zeroed in the file, not left in free pages.
+        self.conn
+            .pragma_update(None, "secure_delete", true)
+            .map_err(err)?;
         // The first statement that reads the file: a non-SQLite file fails here.
         let mode: String = self
             .conn

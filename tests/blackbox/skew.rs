@@ -1,0 +1,208 @@
+//! Clock skew: a phone whose clock is off is diagnosed in plain words and can
+//! be re-synchronised with two consecutive codes. Codes come from oathtool
+//! with `--now` (the skewed "phone"), never from the product.
+
+use mb2fa_tests::{Env, LIST, VERIFY, now_unix, oathtool_at, wrong_code};
+
+const ALICE: &str = "alice@example.com";
+
+/// The code a phone whose clock is `behind` seconds slow shows right now.
+fn phone(secret: &str, behind: u64) -> String {
+    oathtool_at(secret, now_unix() - behind, 6)
+}
+
+#[test]
+fn a_phone_90_s_behind_is_rejected_diagnosed_and_resynced() {
+    let env = Env::new();
+    let e = env.enroll(ALICE);
+    let code = phone(&e.secret, 90);
+    env.verify_json(ALICE, &code).fail_json(1, "rejected");
+
+    let before = env.accounts();
+    let d = env
+        .run(
+            VERIFY,
+            ["--json", "--diagnose", "--email", ALICE, "--code", &code],
+        )
+        .ok_json();
+    assert_eq!(d["finding"], "phone_behind", "{d}");
+    let seconds = d["offset_seconds"].as_i64().expect("offset_seconds");
+    assert!(
+        (-120..=-60).contains(&seconds),
+        "about 90 s behind, got {seconds}"
+    );
+    assert_eq!(d["would_accept"], false);
+    assert!(
+        ["yes", "no", "unknown"].contains(&d["ntp_synchronized"].as_str().expect("ntp")),
+        "{d}"
+    );
+    assert!(d["server_time"].as_str().expect("time").ends_with('Z'));
+    let advice = d["advice"].as_str().expect("advice");
+    assert!(advice.contains("s behind"), "{advice}");
+    assert!(advice.contains("automatic date & time"), "{advice}");
+    let human = env.run(VERIFY, ["--diagnose", "--email", ALICE, "--code", &code]);
+    assert_eq!(human.code, 0, "{human}");
+    assert!(human.stdout.contains("nothing was changed"), "{human}");
+    assert!(human.stdout.contains(" s behind"), "{human}");
+    assert_eq!(env.accounts(), before, "diagnose changed an account");
+
+    let r = env
+        .run(
+            VERIFY,
+            [
+                "--json",
+                "--email",
+                ALICE,
+                "--resync",
+                &phone(&e.secret, 90),
+                &phone(&e.secret, 60),
+            ],
+        )
+        .ok_json();
+    assert_eq!(r["resynced"], true);
+    assert_eq!(r["activated"], true);
+    let drift = r["drift_steps"].as_i64().expect("drift");
+    assert!((-3..=-1).contains(&drift), "drift {drift}");
+    assert_eq!(env.account(ALICE)["drift_steps"], drift);
+    // The phone's next code verifies normally.
+    let v = env.verify_json(ALICE, &phone(&e.secret, 30)).ok_json();
+    assert_eq!(v["method"], "totp");
+}
+
+#[test]
+fn a_phone_5_min_behind_verifies_only_after_a_resync() {
+    // Without a resync, the phone's codes are refused.
+    let plain = Env::new();
+    let p = plain.enroll(ALICE);
+    plain
+        .verify_json(ALICE, &phone(&p.secret, 240))
+        .fail_json(1, "rejected");
+
+    let env = Env::new();
+    let e = env.enroll(ALICE);
+    env.run(
+        VERIFY,
+        [
+            "--email",
+            ALICE,
+            "--resync",
+            &phone(&e.secret, 300),
+            &phone(&e.secret, 270),
+        ],
+    )
+    .expect_code(0);
+    let drift = env.account(ALICE)["drift_steps"].as_i64().expect("drift");
+    assert!((-10..=-8).contains(&drift), "drift {drift}");
+    assert_eq!(env.account(ALICE)["state"], "active");
+    env.verify_json(ALICE, &phone(&e.secret, 240)).ok_json();
+    let list = env.run(LIST, Vec::<&str>::new());
+    assert!(list.stdout.contains(&format!("{drift:+}")), "{list}");
+}
+
+#[test]
+fn resync_refuses_codes_that_are_not_consecutive() {
+    let env = Env::new();
+    let e = env.enroll(ALICE);
+    let before = env.account(ALICE);
+    env.run(
+        VERIFY,
+        [
+            "--json",
+            "--email",
+            ALICE,
+            "--resync",
+            &phone(&e.secret, 300),
+            &phone(&e.secret, 240),
+        ],
+    )
+    .fail_json(1, "rejected");
+    let after = env.account(ALICE);
+    assert_eq!(after["drift_steps"], before["drift_steps"]);
+    assert_eq!(after["state"], "pending");
+    assert_eq!(
+        after["failed_attempts"], 1,
+        "a failed resync counts as a wrong code"
+    );
+    // Backup codes and malformed codes are usage errors.
+    env.run(
+        VERIFY,
+        ["--email", ALICE, "--resync", &e.backup_codes[0], "123456"],
+    )
+    .fail_line(2, VERIFY, "malformed code");
+    env.run(VERIFY, ["--email", ALICE, "--resync", "12345", "123456"])
+        .fail_line(2, VERIFY, "malformed code");
+}
+
+#[test]
+fn diagnose_tells_replays_and_wrong_accounts_and_changes_nothing() {
+    let env = Env::new();
+    let e = env.enroll(ALICE);
+    let now_code = phone(&e.secret, 0);
+    env.verify_json(ALICE, &now_code).ok_json();
+    let before = env.accounts();
+
+    let d = env
+        .run(
+            VERIFY,
+            [
+                "--json",
+                "--diagnose",
+                "--email",
+                ALICE,
+                "--code",
+                &now_code,
+            ],
+        )
+        .ok_json();
+    assert_eq!(d["finding"], "already_used", "{d}");
+    assert!(
+        d["advice"]
+            .as_str()
+            .expect("advice")
+            .contains("already used")
+    );
+
+    // A code of another enrollment (the wrong account in the app).
+    let other = Env::new().enroll("bob@example.com");
+    let d = env
+        .run(
+            VERIFY,
+            [
+                "--json",
+                "--diagnose",
+                "--email",
+                ALICE,
+                "--code",
+                &phone(&other.secret, 0),
+            ],
+        )
+        .ok_json();
+    assert_eq!(d["finding"], "no_match", "{d}");
+    let advice = d["advice"].as_str().expect("advice");
+    assert!(
+        advice.contains("matches nowhere within ±10 min"),
+        "{advice}"
+    );
+    assert!(advice.contains("wrong account"), "{advice}");
+
+    // A wrong code diagnosed five times locks nothing.
+    let wrong = wrong_code(&e.secret);
+    for _ in 0..6 {
+        env.run(
+            VERIFY,
+            ["--json", "--diagnose", "--email", ALICE, "--code", &wrong],
+        )
+        .ok_json();
+    }
+    // A valid code diagnosed stays valid.
+    let next = oathtool_at(&e.secret, now_unix() + 30, 6);
+    let d = env
+        .run(
+            VERIFY,
+            ["--json", "--diagnose", "--email", ALICE, "--code", &next],
+        )
+        .ok_json();
+    assert_eq!(d["would_accept"], true, "{d}");
+    assert_eq!(env.accounts(), before, "diagnose changed an account");
+    env.verify_json(ALICE, &next).ok_json();
+}

@@ -64,17 +64,7 @@ fn execute(_m: &ArgMatches, g: &Globals) -> Result<Report> {
             "exemptions",
             exemptions
                 .iter()
-                .map(|e| {
-                    json!({
-                        "email": e.email,
-                        "kind": e.kind,
-                        "reason": e.reason,
-                        "created_at": cli::json_time(Some(e.created_at)),
-                        "created_by": e.created_by,
-                        "used": e.used_at.is_some(),
-                        "used_at": cli::json_time(e.used_at),
-                    })
-                })
+                .map(cli::exemption_json)
                 .collect::<Vec<Value>>(),
         );
     if g.quiet {

@@ -10,7 +10,7 @@ use mb2fa_core::account::Ctx;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{self, SystemClock};
 use mb2fa_core::policy::{self, Changes, Decision, Kind, Policy};
-use mb2fa_core::store::{Exemption, OpenMode, Store};
+use mb2fa_core::store::{OpenMode, Store};
 use mb2fa_core::{Error, Result, uri};
 use serde_json::{Value, json};
 
@@ -132,7 +132,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             let e = policy::exempt(&mut store, &ctx, &email, kind, &reason)?;
             Ok(Report::new()
                 .field("email", email.as_str())
-                .field("exemption", exemption_json(&e))
+                .field("exemption", cli::exemption_json(&e))
                 .line(format!(
                     "{email} is exempt from 2FA as a {} account.",
                     e.kind
@@ -144,7 +144,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             let old = policy::unexempt(&mut store, &ctx, &email)?;
             Ok(Report::new()
                 .field("email", email.as_str())
-                .field("removed", exemption_json(&old))
+                .field("removed", cli::exemption_json(&old))
                 .line(format!(
                     "{email} is no longer exempt (it was a {} account).",
                     old.kind
@@ -156,7 +156,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             let e = policy::seal(&mut store, &ctx, &email)?;
             Ok(Report::new()
                 .field("email", email.as_str())
-                .field("exemption", exemption_json(&e))
+                .field("exemption", cli::exemption_json(&e))
                 .line(format!("Break-glass account {email} is sealed again.")))
         }
         Some(("check", sub)) => check(sub, g, &ctx),
@@ -173,19 +173,6 @@ fn policy_json(p: &Policy) -> Value {
         "grace_days": p.grace_days,
         "mandatory_roles": p.mandatory_roles,
         "issuer": p.issuer,
-    })
-}
-
-fn exemption_json(e: &Exemption) -> Value {
-    json!({
-        "email": e.email,
-        "kind": e.kind,
-        "reason": e.reason,
-        "created_at": cli::json_time(Some(e.created_at)),
-        "created_by": e.created_by,
-        "used": e.used_at.is_some(),
-        "used_at": cli::json_time(e.used_at),
-        "sealed_at": cli::json_time(e.sealed_at),
     })
 }
 
@@ -217,7 +204,10 @@ fn show(g: &Globals) -> Result<Report> {
         .field("policy", policy_json(&p))
         .field(
             "exemptions",
-            exemptions.iter().map(exemption_json).collect::<Vec<_>>(),
+            exemptions
+                .iter()
+                .map(cli::exemption_json)
+                .collect::<Vec<_>>(),
         )
         .field("warnings", warnings.clone());
     report = policy_lines(report, &p);

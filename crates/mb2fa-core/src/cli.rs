@@ -344,6 +344,20 @@ pub fn short_time(t: Option<i64>) -> String {
     )
 }
 
+/// An exemption as `mb-2fa-list` and `mb-2fa-policy` print it in JSON.
+pub fn exemption_json(e: &crate::store::Exemption) -> Value {
+    json!({
+        "email": e.email,
+        "kind": e.kind,
+        "reason": e.reason,
+        "created_at": json_time(Some(e.created_at)),
+        "created_by": e.created_by,
+        "used": e.used_at.is_some(),
+        "used_at": json_time(e.used_at),
+        "sealed_at": json_time(e.sealed_at),
+    })
+}
+
 /// Format an optional Unix time for people.
 pub fn human_time(t: Option<i64>) -> String {
     t.map_or_else(|| "-".to_string(), crate::clock::rfc3339)

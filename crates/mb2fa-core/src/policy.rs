@@ -352,15 +352,19 @@ pub fn exempt(
     })
 }
 
+fn no_exemption(email: &Email) -> Error {
+    Error::new(
+        crate::ErrorKind::NotEnrolled,
+        format!("no exemption for {email}"),
+    )
+}
+
 /// Remove an exemption; exit 3 when there is none.
 pub fn unexempt(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Exemption> {
     let now = ctx.clock.now()?;
     store.write(|tx| {
         let Some(old) = tx.exemption(email.as_str())? else {
-            return Ok(Err(Error::new(
-                crate::ErrorKind::NotEnrolled,
-                format!("no exemption for {email}"),
-            )));
+            return Ok(Err(no_exemption(email)));
         };
         tx.delete_exemption(email.as_str())?;
         tx.append_audit(policy_record(
@@ -380,10 +384,7 @@ pub fn seal(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Exemption
     let now = ctx.clock.now()?;
     store.write(|tx| {
         let Some(old) = tx.exemption(email.as_str())? else {
-            return Ok(Err(Error::new(
-                crate::ErrorKind::NotEnrolled,
-                format!("no exemption for {email}"),
-            )));
+            return Ok(Err(no_exemption(email)));
         };
         if old.kind != Kind::BreakGlass.as_str() {
             return Ok(Err(Error::conflict(format!(

@@ -132,7 +132,7 @@ fn table(accounts: &[AccountSummary]) -> Table {
     for a in accounts {
         let drift = match a.drift_steps {
             0 => "0".to_string(),
-            d => format!("{d:+} ({:+} s)", d * 30),
+            d => format!("{d:+} ({:+} s)", d.saturating_mul(30)),
         };
         table.add_row(vec![
             a.email.clone(),

@@ -73,6 +73,14 @@ fn audit_only(
     store.write(|tx| tx.append_audit(ctx.record(now, action, email, outcome, detail)))
 }
 
+/// Name the database in an error found in its contents.
+fn in_db(store: &Store, e: &Error) -> Error {
+    Error::new(
+        e.kind(),
+        format!("database {}: {}", store.path().display(), e.message()),
+    )
+}
+
 /// A new enrollment, with everything that is shown once and never again.
 /// `Debug` leaves out the URI (it carries the secret).
 pub struct Enrollment {
@@ -423,7 +431,7 @@ fn check_backup(
     let (account_id, state, stored) = found?;
     // Phase 2: one argon2 evaluation, outside the write lock, whatever happens.
     let matched = match &stored {
-        Some(s) => code.matches(&s.hash)?,
+        Some(s) => code.matches(&s.hash).map_err(|e| in_db(store, &e))?,
         None => {
             code.check_decoy();
             false
@@ -659,7 +667,7 @@ pub fn diagnose(
         Code::Backup(b) => {
             let stored = store.read(|tx| tx.backup_code_by_tag(account.id, &b.tag()))?;
             match stored {
-                Some(s) if b.matches(&s.hash)? => {
+                Some(s) if b.matches(&s.hash).map_err(|e| in_db(store, &e))? => {
                     if s.used {
                         Finding::BackupUsed
                     } else {

@@ -99,7 +99,7 @@ impl BackupCode {
     /// that does not parse counts as a mismatch and is reported as damage.
     pub fn matches(&self, phc: &str) -> Result<bool> {
         let parsed = PasswordHash::new(phc).map_err(|_| {
-            Error::storage("a stored backup-code hash is unreadable: the database is damaged")
+            Error::storage("a stored backup-code hash is unreadable: the database is damaged; make new codes with mb-2fa-backup-codes, or restore it from backup")
         })?;
         Ok(Argon2::default()
             .verify_password(self.0.as_bytes(), &parsed)

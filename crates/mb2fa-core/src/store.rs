@@ -186,6 +186,13 @@ impl Store {
                 "no 2FA database at {}: nothing is enrolled yet, or --db / MB2FA_DB points to the wrong file",
                 path.display()
             )));
+        } else if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            // An empty file (a failed restore, a full disk) would open as an
+            // empty database and answer "not enrolled": fail closed instead.
+            return Err(Error::storage(format!(
+                "database {} is empty (0 bytes): restore it from backup",
+                path.display()
+            )));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, &e))?;
@@ -553,7 +560,12 @@ impl Tx<'_> {
         else {
             return Ok(None);
         };
-        let secret = crypto::open(self.key()?, &sealed, &email, created_at)?;
+        if drift.unsigned_abs() > crate::skew::MAX_DRIFT.unsigned_abs() {
+            return Err(self.damaged("clock drift"));
+        }
+        let secret = crypto::open(self.key()?, &sealed, &email, created_at).map_err(|e| {
+            Error::storage(format!("database {}: {}", self.path.display(), e.message()))
+        })?;
         let state = State::parse(&state).ok_or_else(|| self.damaged("account state"))?;
         let algorithm = Algorithm::parse(&alg).ok_or_else(|| self.damaged("TOTP algorithm"))?;
         let params = TotpParams {
@@ -561,7 +573,8 @@ impl Tx<'_> {
             digits: u8::try_from(digits).map_err(|_| self.damaged("digit count"))?,
             period: u32::try_from(period).map_err(|_| self.damaged("period"))?,
         }
-        .validated()?;
+        .validated()
+        .map_err(|_| self.damaged("set of TOTP parameters"))?;
         Ok(Some(Account {
             id,
             email,

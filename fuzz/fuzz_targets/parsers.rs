@@ -35,10 +35,12 @@ fn fixed_code_message(message: &str) -> bool {
         return false;
     };
     let why = why.strip_suffix("; ").unwrap_or(why);
-    matches!(why, "" | "too long" | "it is empty" | "it contains a control character")
-        || why
-            .strip_suffix(" digits")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    matches!(
+        why,
+        "" | "too long" | "it is empty" | "it contains a control character"
+    ) || why
+        .strip_suffix(" digits")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -74,7 +76,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     for (parsed, again) in [
-        (parse_issuer(raw), parse_issuer as fn(&str) -> mb2fa_core::Result<String>),
+        (
+            parse_issuer(raw),
+            parse_issuer as fn(&str) -> mb2fa_core::Result<String>,
+        ),
         (parse_role(raw), parse_role),
         (parse_reason(raw), parse_reason),
     ] {
@@ -84,8 +89,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    match parse_since(raw, 1_800_000_000) {
-        Err(e) => usage(&e),
-        Ok(_) => {}
+    if let Err(e) = parse_since(raw, 1_800_000_000) {
+        usage(&e);
     }
 });

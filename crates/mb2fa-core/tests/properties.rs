@@ -239,8 +239,9 @@ proptest! {
     }
 
     #[test]
-    fn other_digit_counts_are_usage_errors(n in 0usize..40) {
-        prop_assume!(n != 6 && n != backup_codes::LEN);
+    fn other_digit_counts_are_usage_errors(pick in 0usize..38) {
+        // 0..40 without 6 and 12 (a TOTP code, and the digits of a backup code).
+        let n = pick + usize::from(pick >= 6) + usize::from(pick >= 11);
         let raw = "7".repeat(n);
         let e = Code::parse(&raw).expect_err("not 6 digits");
         usage_error(&e, "malformed code")?;
@@ -411,7 +412,7 @@ fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(any::<u8>(), 20),
         // From 1970 (step 0 and its edge) to beyond 2106.
-        prop_oneof![Just(0i64), Just(29), Just(30), 0i64..5_000_000_000],
+        prop_oneof![1 => Just(0i64), 1 => Just(29), 1 => Just(30), 30 => 0i64..5_000_000_000],
         -MAX_DRIFT..=MAX_DRIFT,
         0i64..=3,
         -6i64..=6,
@@ -437,7 +438,10 @@ proptest! {
         let now_step = p.step_at(c.now);
         let centre = now_step + c.drift;
         let s = centre + c.from_centre;
-        prop_assume!(s >= 0);
+        if s < 0 {
+            // No code exists before the epoch; nothing to check here.
+            return Ok(());
+        }
         let last = c.last_from_s.map(|d| s + d);
         let code = totp::code_for_step(&secret, &p, s);
         // A 6-digit code repeats about once in 10^6 steps: skip the rare case

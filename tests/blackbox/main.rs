@@ -13,6 +13,7 @@ mod concurrency;
 mod input;
 mod json;
 mod lifecycle;
+mod list_stream;
 mod lockout;
 mod migration;
 mod oath;

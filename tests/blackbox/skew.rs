@@ -206,3 +206,48 @@ fn diagnose_tells_replays_and_wrong_accounts_and_changes_nothing() {
     assert_eq!(env.accounts(), before, "diagnose changed an account");
     env.verify_json(ALICE, &next).ok_json();
 }
+
+#[test]
+fn a_phone_back_on_time_gets_no_clock_note() {
+    let env = Env::new();
+    let e = env.enroll(ALICE);
+    // Early in a 30 s step, so every code below is computed and checked in
+    // the same steps.
+    while now_unix() % 30 > 15 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    env.run(
+        VERIFY,
+        [
+            "--email",
+            ALICE,
+            "--resync",
+            &phone(&e.secret, 60),
+            &phone(&e.secret, 30),
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(env.account(ALICE)["drift_steps"], -1);
+    // The phone's clock was fixed: its code matches the server's own step.
+    let run = env.run(VERIFY, ["--email", ALICE, "--code", &phone(&e.secret, 0)]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Code accepted"), "{run}");
+    assert!(!run.stdout.contains("Note:"), "{run}");
+    // A phone one step ahead is still worth a word.
+    let env2 = Env::new();
+    let e2 = env2.enroll(ALICE);
+    let run = env2.run(
+        VERIFY,
+        [
+            "--email",
+            ALICE,
+            "--code",
+            &oathtool_at(&e2.secret, now_unix() + 30, 6),
+        ],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("30 s ahead of the server clock"),
+        "{run}"
+    );
+}

@@ -205,6 +205,12 @@ pub fn open(db: &Path) -> Connection {
         .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
     conn.busy_timeout(Duration::from_secs(10))
         .expect("busy timeout");
+    // As the tools do: looking must not checkpoint (change the files).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .expect("no checkpoint on close");
     conn
 }
 
@@ -351,14 +357,20 @@ pub fn setting(conn: &Connection, key: &str) -> Option<String> {
 // Copies of a prepared database
 // ---------------------------------------------------------------------------
 
+/// Copy the database and its WAL (the newest verifications live there until
+/// the next checkpoint), as a backup must.
+pub fn copy_db(from: &Path, to: &Path) {
+    std::fs::copy(from, to).expect("copy the database");
+    let wal = with_suffix(from, "-wal");
+    if wal.exists() {
+        std::fs::copy(&wal, with_suffix(to, "-wal")).expect("copy the WAL");
+    }
+}
+
 /// Copy the database (and its WAL, if a process left one) and the key file
 /// of `from` into the fresh environment `to`.
 pub fn copy_env(from: &Env, to: &Env) {
-    std::fs::copy(&from.db, &to.db).expect("copy the database");
-    let wal = with_suffix(&from.db, "-wal");
-    if wal.exists() {
-        std::fs::copy(&wal, with_suffix(&to.db, "-wal")).expect("copy the WAL");
-    }
+    copy_db(&from.db, &to.db);
     if from.key.exists() {
         mb2fa_tests::write_key_file(&to.key, &std::fs::read(&from.key).expect("key"), 0o400);
     }

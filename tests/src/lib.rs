@@ -794,15 +794,14 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s
+        if b[i] == b'%'
+            && let Some(v) = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -1174,10 +1173,11 @@ pub fn svg_to_modules(svg: &str) -> Vec<Vec<bool>> {
             let n = |k: &str| attr(tag, k).map_or(0.0, |v| v.parse::<f64>().unwrap_or(0.0));
             let (x, y) = (n("x"), n("y"));
             boxes.push((x, y, x + n("width"), y + n("height")));
-        } else if tag.starts_with("path") && !light_fill(fill) {
-            if let Some(d) = attr(tag, "d") {
-                boxes.extend(path_boxes(d));
-            }
+        } else if tag.starts_with("path")
+            && !light_fill(fill)
+            && let Some(d) = attr(tag, "d")
+        {
+            boxes.extend(path_boxes(d));
         }
     }
     assert!(!boxes.is_empty(), "no dark shapes in the SVG:\n{svg}");
@@ -1299,6 +1299,13 @@ impl Env {
         .unwrap_or_else(|e| panic!("open {}: {e}", self.db.display()));
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
+        // As the tools do: closing must not checkpoint, or merely looking
+        // would change the files that tests compare byte for byte.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("no checkpoint on close");
         conn
     }
 

@@ -7,11 +7,12 @@ use clap::{ArgMatches, Command};
 use comfy_table::{CellAlignment, Table};
 use mb2fa_core::Result;
 use mb2fa_core::account;
-use mb2fa_core::cli::{self, Globals, Report};
-use mb2fa_core::clock::{Clock, SystemClock};
-use mb2fa_core::store::{AccountSummary, OpenMode, Store};
-use mb2fa_core::{policy, throttle};
-use serde_json::{Value, json};
+use mb2fa_core::cli::{self, Globals, Report, Stream};
+use mb2fa_core::clock::{Clock, SystemClock, rfc3339};
+use mb2fa_core::store::{AccountSummary, Exemption, OpenMode, Store};
+use mb2fa_core::throttle;
+use serde::Serialize;
+use serde_json::Value;
 
 pub fn command() -> Command {
     cli::command(
@@ -28,94 +29,113 @@ pub fn command() -> Command {
 
 /// Run the tool on `args` (program name first) and return its exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    cli::run(command(), args, execute)
+    cli::run_streaming(command(), args, execute)
 }
 
-fn execute(_m: &ArgMatches, g: &Globals) -> Result<Report> {
+/// With `--json` and `-q` the accounts are written as they are read (one
+/// snapshot, memory flat however many there are); the table for people
+/// needs them all for its column widths.
+///
+/// Should a row turn out damaged midway, the run ends with exit 10 and the
+/// error: as the only output if nothing had left yet, else on stderr after
+/// the part already written, so a `--json` document is then incomplete (see
+/// `cli::run_streaming`).
+fn execute(_m: &ArgMatches, g: &Globals, out: &mut Stream) -> Result<Report> {
     let mut store = Store::open(&g.db, OpenMode::MustExist)?;
     let now = SystemClock.now()?;
-    let mut accounts = account::list(&mut store)?;
-    // A lock that has run out is no lock: show none.
-    for a in &mut accounts {
-        if !throttle::is_locked(a.locked_until, now) {
-            a.locked_until = None;
-        }
-    }
-    let exemptions = policy::exemptions(&mut store)?;
-    let exempt_kind = |email: &str| {
-        exemptions
-            .iter()
-            .find(|e| e.email == email)
-            .map(|e| e.kind.clone())
-    };
-    let mut report = Report::new()
-        .field(
-            "accounts",
-            accounts
-                .iter()
-                .map(|a| {
-                    let mut v = to_json(a);
-                    v["exemption"] = exempt_kind(&a.email).map_or(Value::Null, Value::String);
-                    v
-                })
-                .collect::<Vec<Value>>(),
-        )
-        .field(
+    if g.json {
+        let exemptions = out.json_array("accounts", |accounts| {
+            account::list_each(&mut store, |a, exemption| {
+                accounts.push(&to_json(&shown(a, now), exemption))
+            })
+        })?;
+        return Ok(Report::new().field(
             "exemptions",
             exemptions
                 .iter()
                 .map(cli::exemption_json)
                 .collect::<Vec<Value>>(),
-        );
+        ));
+    }
     if g.quiet {
-        for a in &accounts {
-            report = report.line(&a.email);
-        }
+        account::list_each(&mut store, |a, _| out.line(&a.email))?;
+        return Ok(Report::new());
+    }
+    let mut accounts = Vec::new();
+    let exemptions = account::list_each(&mut store, |a, _| {
+        accounts.push(shown(a, now));
+        Ok(())
+    })?;
+    let mut report = Report::new();
+    if accounts.is_empty() {
+        report =
+            report.line("No accounts have 2FA yet. Enroll one with: mb-2fa-enable --email EMAIL");
     } else {
-        if accounts.is_empty() {
-            report = report
-                .line("No accounts have 2FA yet. Enroll one with: mb-2fa-enable --email EMAIL");
-        } else {
-            report = cli::push_table(report, &mut table(&accounts));
+        report = cli::push_table(report, &mut table(&accounts));
+    }
+    if !exemptions.is_empty() {
+        report = report.line("").line("Exempt from 2FA:");
+        let mut t = cli::table(&["EMAIL", "KIND", "STATUS", "REASON"]);
+        for e in &exemptions {
+            let status = match e.used_at {
+                Some(t) => format!(
+                    "USED since {}: rotate its password, then seal",
+                    cli::short_time(Some(t))
+                ),
+                None if e.kind == "break-glass" => "sealed".to_string(),
+                None => "-".to_string(),
+            };
+            t.add_row(vec![
+                e.email.clone(),
+                e.kind.clone(),
+                status,
+                e.reason.clone(),
+            ]);
         }
-        if !exemptions.is_empty() {
-            report = report.line("").line("Exempt from 2FA:");
-            let mut t = cli::table(&["EMAIL", "KIND", "STATUS", "REASON"]);
-            for e in &exemptions {
-                let status = match e.used_at {
-                    Some(t) => format!(
-                        "USED since {}: rotate its password, then seal",
-                        cli::short_time(Some(t))
-                    ),
-                    None if e.kind == "break-glass" => "sealed".to_string(),
-                    None => "-".to_string(),
-                };
-                t.add_row(vec![
-                    e.email.clone(),
-                    e.kind.clone(),
-                    status,
-                    e.reason.clone(),
-                ]);
-            }
-            report = cli::push_table(report, &mut t);
-        }
+        report = cli::push_table(report, &mut t);
     }
     Ok(report)
 }
 
-fn to_json(a: &AccountSummary) -> Value {
-    json!({
-        "email": a.email,
-        "state": a.state.as_str(),
-        "issuer": a.issuer,
-        "created_at": cli::json_time(Some(a.created_at)),
-        "activated_at": cli::json_time(a.activated_at),
-        "last_used_at": cli::json_time(a.last_used_at),
-        "backup_codes_left": a.backup_codes_left,
-        "drift_steps": a.drift_steps,
-        "failed_attempts": a.failed_attempts,
-        "locked_until": cli::json_time(a.locked_until),
-    })
+/// The account as shown: a lock that has run out is no lock.
+fn shown(mut a: AccountSummary, now: i64) -> AccountSummary {
+    if !throttle::is_locked(a.locked_until, now) {
+        a.locked_until = None;
+    }
+    a
+}
+
+/// One account in `--json`: the keys in this order, times RFC 3339 or null
+/// (as `cli::json_time`). A struct, not a `Value`: no map built per account.
+#[derive(Serialize)]
+struct AccountJson<'a> {
+    email: &'a str,
+    state: &'static str,
+    issuer: &'a str,
+    created_at: String,
+    activated_at: Option<String>,
+    last_used_at: Option<String>,
+    backup_codes_left: u32,
+    drift_steps: i64,
+    failed_attempts: i64,
+    locked_until: Option<String>,
+    exemption: Option<&'a str>,
+}
+
+fn to_json<'a>(a: &'a AccountSummary, exemption: Option<&'a Exemption>) -> AccountJson<'a> {
+    AccountJson {
+        email: &a.email,
+        state: a.state.as_str(),
+        issuer: &a.issuer,
+        created_at: rfc3339(a.created_at),
+        activated_at: a.activated_at.map(rfc3339),
+        last_used_at: a.last_used_at.map(rfc3339),
+        backup_codes_left: a.backup_codes_left,
+        drift_steps: a.drift_steps,
+        failed_attempts: a.failed_attempts,
+        locked_until: a.locked_until.map(rfc3339),
+        exemption: exemption.map(|e| e.kind.as_str()),
+    }
 }
 
 fn table(accounts: &[AccountSummary]) -> Table {

@@ -91,6 +91,8 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .unwrap_or_default();
     let code = Code::parse(&raw)?;
     let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
+    // Every login runs this: one fsync per code, checkpoints now and then.
+    store.defer_checkpoints();
     let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
     if m.get_flag("diagnose") {
         let minutes = m
@@ -129,9 +131,13 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     if v.activated {
         report = report.line(format!("2FA is now active for {email}."));
     }
-    // Worth a word only when the phone is off by more than the account's
-    // learned drift explains.
-    if let Some(offset) = v.offset_steps.filter(|o| Some(*o) != v.drift_steps) {
+    // Worth a word only when the phone is off, by more than the account's
+    // learned drift explains. (A phone back on time, offset 0, is no news:
+    // the learned drift follows it.)
+    if let Some(offset) = v
+        .offset_steps
+        .filter(|o| *o != 0 && Some(*o) != v.drift_steps)
+    {
         report = report.line(format!(
             "Note: the code matched {} s {} the server clock; check the time on phone and server if this persists.",
             offset.abs() * 30,

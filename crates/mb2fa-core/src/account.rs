@@ -7,6 +7,8 @@
 //! Expensive work (argon2) happens outside the write lock; the transaction then
 //! re-checks what it depends on, so a concurrent change is never overwritten.
 
+use std::collections::HashMap;
+
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Record};
@@ -17,7 +19,7 @@ use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::skew;
-use crate::store::{AccountSummary, Lock, NewAccount, State, Store, Tx};
+use crate::store::{AccountSummary, Exemption, Lock, NewAccount, State, Store, Tx};
 use crate::throttle;
 use crate::totp::{self, TotpCheck, TotpParams};
 use crate::uri;
@@ -111,19 +113,19 @@ pub fn enable(
         ))
     };
     // Fail fast, before ten argon2 hashes.
-    if let Some((_, State::Active)) = store.read(|tx| tx.account_state(email.as_str()))? {
-        if !force {
-            audit_only(
-                store,
-                ctx,
-                now,
-                "enable",
-                email,
-                "conflict",
-                "already active; --force not given",
-            )?;
-            return Err(conflict());
-        }
+    if let Some((_, State::Active)) = store.read(|tx| tx.account_state(email.as_str()))?
+        && !force
+    {
+        audit_only(
+            store,
+            ctx,
+            now,
+            "enable",
+            email,
+            "conflict",
+            "already active; --force not given",
+        )?;
+        return Err(conflict());
     }
     let secret = Secret::generate()?;
     let params = TotpParams::default();
@@ -849,8 +851,35 @@ pub fn state(store: &mut Store, email: &Email) -> Result<Option<State>> {
         .map(|(_, s)| s))
 }
 
+/// Every account, in email order, collected (for a few; see [`list_each`]).
 pub fn list(store: &mut Store) -> Result<Vec<AccountSummary>> {
     store.read(|tx| tx.summaries())
+}
+
+/// The list as `mb-2fa-list` shows it, from one snapshot (one read
+/// transaction): the exemptions are loaded first (they are few), then every
+/// account is handed to `each` in email order, with its exemption if it has
+/// one, as its row is read, so memory does not grow with the number of
+/// accounts. Returns the exemptions, in email order.
+///
+/// Stops at the first error, `each`'s or a damaged row's; the accounts
+/// before it have been handed over already.
+pub fn list_each(
+    store: &mut Store,
+    mut each: impl FnMut(AccountSummary, Option<&Exemption>) -> Result<()>,
+) -> Result<Vec<Exemption>> {
+    store.read(|tx| {
+        let exemptions = tx.exemptions()?;
+        {
+            let by_email: HashMap<&str, &Exemption> =
+                exemptions.iter().map(|e| (e.email.as_str(), e)).collect();
+            tx.for_each_summary(|a| {
+                let exemption = by_email.get(a.email.as_str()).copied();
+                each(a, exemption)
+            })?;
+        }
+        Ok(exemptions)
+    })
 }
 
 /// The audit trail, newest first.
@@ -1295,5 +1324,66 @@ mod tests {
         .expect("unspent");
         let log = audit_log(&mut store, Some(&email), None, 100).expect("audit");
         assert_eq!(log.iter().filter(|r| r.action == "diagnose").count(), 6);
+    }
+
+    #[test]
+    fn list_each_streams_in_email_order_with_exemptions_from_one_snapshot() {
+        let (_tmp, mut store, _) = setup();
+        let clock = FixedClock(NOW);
+        let c = ctx(&clock);
+        for name in ["carol", "alice", "bob"] {
+            let email = Email::parse(&format!("{name}@example.com")).expect("email");
+            enable(&mut store, &c, &email, "Mailborder", false).expect("enable");
+        }
+        let bob = Email::parse("bob@example.com").expect("email");
+        crate::policy::exempt(&mut store, &c, &bob, crate::policy::Kind::Service, "relay")
+            .expect("exempt");
+        let mut seen = Vec::new();
+        let exemptions = list_each(&mut store, |a, e| {
+            seen.push((a, e.map(|e| e.kind.clone())));
+            Ok(())
+        })
+        .expect("list_each");
+        assert_eq!(exemptions.len(), 1);
+        assert_eq!(exemptions[0].email, "bob@example.com");
+        let emails: Vec<&str> = seen.iter().map(|(a, _)| a.email.as_str()).collect();
+        assert_eq!(
+            emails,
+            ["alice@example.com", "bob@example.com", "carol@example.com"]
+        );
+        let kinds: Vec<Option<&str>> = seen.iter().map(|(_, k)| k.as_deref()).collect();
+        assert_eq!(kinds, [None, Some("service"), None]);
+        let collected: Vec<AccountSummary> = seen.into_iter().map(|(a, _)| a).collect();
+        assert_eq!(collected, list(&mut store).expect("list"));
+
+        // The first error stops the walk and is returned.
+        let mut calls = 0;
+        let err = list_each(&mut store, |_, _| {
+            calls += 1;
+            Err(Error::storage("stop"))
+        })
+        .expect_err("stopped");
+        assert_eq!((calls, err.message()), (1, "stop"));
+    }
+
+    #[test]
+    fn summaries_query_uses_the_indexes_and_no_sort() {
+        let (_tmp, mut store, _) = setup();
+        let plan = store.read(|tx| tx.summaries_plan()).expect("plan");
+        let text = plan.join("\n");
+        // Accounts in email order straight from the unique index on email.
+        assert!(
+            plan.iter()
+                .any(|l| l.starts_with("SCAN a USING") && l.contains("INDEX")),
+            "{text}"
+        );
+        assert!(!text.contains("TEMP B-TREE"), "a sort step: {text}");
+        // Unused backup codes counted through (account_id, tag), not a scan.
+        assert!(
+            plan.iter()
+                .any(|l| l.starts_with("SEARCH b USING") && l.contains("(account_id=?)")),
+            "{text}"
+        );
+        assert!(!plan.iter().any(|l| l.starts_with("SCAN b")), "{text}");
     }
 }

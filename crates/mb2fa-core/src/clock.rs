@@ -70,13 +70,13 @@ pub fn ntp_status() -> NtpStatus {
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output();
-    if let Ok(out) = out {
-        if out.status.success() {
-            match String::from_utf8_lossy(&out.stdout).trim() {
-                "yes" => return NtpStatus::Synchronized,
-                "no" => return NtpStatus::NotSynchronized,
-                _ => {}
-            }
+    if let Ok(out) = out
+        && out.status.success()
+    {
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "yes" => return NtpStatus::Synchronized,
+            "no" => return NtpStatus::NotSynchronized,
+            _ => {}
         }
     }
     if std::path::Path::new("/run/systemd/timesync/synchronized").exists() {
@@ -94,10 +94,10 @@ pub fn parse_since(raw: &str, now: i64) -> Result<i64> {
         let secs = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
         return Ok(now.saturating_sub(secs));
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(raw.trim_end_matches('Z')) {
-        if let Ok(d) = t.duration_since(UNIX_EPOCH) {
-            return Ok(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        }
+    if let Ok(t) = humantime::parse_rfc3339_weak(raw.trim_end_matches('Z'))
+        && let Ok(d) = t.duration_since(UNIX_EPOCH)
+    {
+        return Ok(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     }
     Err(Error::usage(
         "invalid --since: give a time like 2026-11-28T09:00:00Z or a span like 90m, 24h, 7d",

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use std::cell::RefCell;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::audit::{self, Record};
@@ -35,6 +36,16 @@ pub const DEFAULT_DB_PATH: &str = "/var/lib/mailborder/2fa.db";
 
 /// How long a tool waits for another one's write lock before giving up (exit 10).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// On the hot path the WAL is copied into the database file once it passes
+/// this size. Every tool that opens the database alone re-reads the whole WAL
+/// (SQLite rebuilds its index), so it must stay small; each checkpoint costs
+/// two fsyncs, so not after every commit. 64 pages is a dozen verifications.
+pub const WAL_CHECKPOINT_BYTES: u64 = 64 * 4096;
+
+/// A checkpoint waits this long for other processes, then is left to a later
+/// write: it is housekeeping, and the commit before it is already durable.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
 
 /// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
 /// Every tool applies them on open: none needs the key.
@@ -175,6 +186,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     key: Option<MasterKey>,
+    /// Checkpoint only when the WAL is long (`defer_checkpoints`).
+    deferred_checkpoints: bool,
 }
 
 impl Store {
@@ -194,20 +207,53 @@ impl Store {
                 path.display()
             )));
         }
+        let wal_was_there = wal_path(path).exists();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, &e))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
             key: None,
+            deferred_checkpoints: false,
         };
         store.configure()?;
         store.migrate()?;
+        if !wal_was_there {
+            store.sync_dir()?;
+        }
         Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Make the directory entries of a new database and WAL durable. SQLite
+    /// would sync the directory on every run's first commit (it cannot tell a
+    /// new WAL from an old one); it is built without that (`.cargo/config.toml`,
+    /// `SQLITE_DISABLE_DIRSYNC`) and this runs once, when the WAL is new.
+    fn sync_dir(&self) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| {
+                Error::storage(format!(
+                    "cannot sync directory {}: {e}; check the disk",
+                    dir.display()
+                ))
+            })
+    }
+
+    /// For the hot path (TOTP verification): after a write, copy the WAL into
+    /// the database file only once it passes [`WAL_CHECKPOINT_BYTES`], not
+    /// every time. Until then the newest changes live in `2fa.db-wal` (as
+    /// durable as in the database file: the commit synced them), which is why
+    /// backups must use SQLite's backup API, not `cp` of one file.
+    pub fn defer_checkpoints(&mut self) {
+        self.deferred_checkpoints = true;
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -219,6 +265,13 @@ impl Store {
             .map_err(err)?;
         self.conn
             .pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        // Closing never checkpoints: the WAL and its index stay between runs,
+        // so a verification costs one fsync (its commit) instead of five
+        // (create the WAL, sync it and its directory, commit, checkpoint,
+        // delete). Checkpoints happen after commits instead: see `after_write`.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(err)?;
         // Deleted and overwritten content (a sealed-over plaintext secret, a
         // removed account) is zeroed in the file, not left in free pages.
@@ -266,7 +319,10 @@ impl Store {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err)?;
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        // Once per database: let the file alone hold the new schema.
+        self.checkpoint();
+        Ok(())
     }
 
     /// Load the key (creating it if no secret was ever sealed in this
@@ -340,6 +396,10 @@ impl Store {
             .map_err(err)?;
         }
         tx.commit().map_err(err)?;
+        // Not left to a later checkpoint on the hot path: until the sealed
+        // pages reach the database file, a copy of that file alone (a careless
+        // backup) would still hold the plaintext secrets.
+        self.checkpoint();
         self.key = Some(key);
         Ok(())
     }
@@ -361,23 +421,58 @@ impl Store {
         f: impl FnOnce(&Tx<'_>) -> Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(behavior)
-            .map_err(|e| db_error(&path, &e))?;
-        let wrapped = Tx {
-            tx,
-            path: &path,
-            key: self.key.as_ref(),
-            audit: RefCell::new(Vec::new()),
+        let (value, records) = {
+            let tx = self
+                .conn
+                .transaction_with_behavior(behavior)
+                .map_err(|e| db_error(&path, &e))?;
+            let wrapped = Tx {
+                tx,
+                path: &path,
+                key: self.key.as_ref(),
+                audit: RefCell::new(Vec::new()),
+            };
+            let value = f(&wrapped)?;
+            let records = wrapped.audit.take();
+            wrapped.tx.commit().map_err(|e| db_error(&path, &e))?;
+            (value, records)
         };
-        let value = f(&wrapped)?;
-        let records = wrapped.audit.take();
-        wrapped.tx.commit().map_err(|e| db_error(&path, &e))?;
         // Only what was committed goes to syslog.
         audit::send_to_syslog(&records);
+        if matches!(behavior, TransactionBehavior::Immediate) {
+            self.after_write();
+        }
         Ok(value)
     }
+
+    /// Copy the WAL into the database file and truncate it: at once after an
+    /// admin change (so the database file alone holds every enrollment), and
+    /// on the hot path only when the WAL has grown. Failure is not an error:
+    /// the commit is already durable in the WAL, and the next write retries.
+    fn after_write(&mut self) {
+        let wal = wal_path(&self.path);
+        let long = std::fs::metadata(&wal).is_ok_and(|m| m.len() >= WAL_CHECKPOINT_BYTES);
+        if !self.deferred_checkpoints || long {
+            self.checkpoint();
+        }
+    }
+
+    /// Copy the WAL into the database file and truncate it, if no other
+    /// process is in the way for [`CHECKPOINT_WAIT`].
+    fn checkpoint(&mut self) {
+        let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+}
+
+/// Where SQLite keeps the write-ahead log of the database at `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 fn count_accounts(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<i64> {
@@ -427,19 +522,19 @@ fn check_not_newer(version: i64, path: &Path) -> Result<()> {
 /// SQLite never creates them with the umask's looser modes. SQLite gives its
 /// WAL and SHM files the database file's mode.
 fn create_file(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    Error::storage(format!(
-                        "cannot create directory {}: {e}; create it (mode 0700) or choose another --db",
-                        dir.display()
-                    ))
-                })?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                Error::storage(format!(
+                    "cannot create directory {}: {e}; create it (mode 0700) or choose another --db",
+                    dir.display()
+                ))
+            })?;
     }
     match OpenOptions::new()
         .write(true)
@@ -611,60 +706,71 @@ impl Tx<'_> {
         }
     }
 
+    /// Every account, in email order, without secrets. The query walks the
+    /// unique index on `accounts.email` (no sort step) and counts the unused
+    /// backup codes with the `backup_codes (account_id, tag)` index; see
+    /// `summaries_plan`.
+    const SUMMARIES_SQL: &'static str =
+        "SELECT a.email, a.state, a.issuer, a.created_at, a.activated_at, a.last_used_at,
+                (SELECT count(*) FROM backup_codes b WHERE b.account_id = a.id AND b.used_at IS NULL),
+                a.drift_steps, a.locked_until, a.failed_attempts
+         FROM accounts a ORDER BY a.email";
+
+    /// Every account, collected. For many accounts prefer
+    /// [`Tx::for_each_summary`], whose memory does not grow with them.
     pub fn summaries(&self) -> Result<Vec<AccountSummary>> {
+        let mut out = Vec::new();
+        self.for_each_summary(|s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hand every account, in email order, to `each` as its row is read: one
+    /// row in memory at a time. Stops at the first error, `each`'s or a
+    /// damaged row's (the rows before it have been handed over already).
+    pub fn for_each_summary(
+        &self,
+        mut each: impl FnMut(AccountSummary) -> Result<()>,
+    ) -> Result<()> {
         let mut stmt = self
             .tx
-            .prepare(
-                "SELECT a.email, a.state, a.issuer, a.created_at, a.activated_at, a.last_used_at,
-                        (SELECT count(*) FROM backup_codes b WHERE b.account_id = a.id AND b.used_at IS NULL),
-                        a.drift_steps, a.locked_until, a.failed_attempts
-                 FROM accounts a ORDER BY a.email",
-            )
+            .prepare(Self::SUMMARIES_SQL)
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let err = |e: rusqlite::Error| self.err(e);
+        while let Some(r) = rows.next().map_err(err)? {
+            let state: String = r.get(1).map_err(err)?;
+            let left: i64 = r.get(6).map_err(err)?;
+            each(AccountSummary {
+                email: r.get(0).map_err(err)?,
+                state: State::parse(&state).ok_or_else(|| self.damaged("account state"))?,
+                issuer: r.get(2).map_err(err)?,
+                created_at: r.get(3).map_err(err)?,
+                activated_at: r.get(4).map_err(err)?,
+                last_used_at: r.get(5).map_err(err)?,
+                backup_codes_left: u32::try_from(left).unwrap_or(0),
+                drift_steps: r.get(7).map_err(err)?,
+                locked_until: r.get(8).map_err(err)?,
+                failed_attempts: r.get(9).map_err(err)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the summaries query, one detail per line.
+    #[cfg(test)]
+    pub(crate) fn summaries_plan(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", Self::SUMMARIES_SQL))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
-                    r.get::<_, i64>(9)?,
-                ))
-            })
+            .query_map([], |r| r.get::<_, String>(3))
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (
-                email,
-                state,
-                issuer,
-                created_at,
-                activated_at,
-                last_used_at,
-                left,
-                drift,
-                locked,
-                failed,
-            ) = row.map_err(|e| self.err(e))?;
-            out.push(AccountSummary {
-                email,
-                state: State::parse(&state).ok_or_else(|| self.damaged("account state"))?,
-                issuer,
-                created_at,
-                activated_at,
-                last_used_at,
-                backup_codes_left: u32::try_from(left).unwrap_or(0),
-                drift_steps: drift,
-                failed_attempts: failed,
-                locked_until: locked,
-            });
-        }
-        Ok(out)
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn insert_account(&self, a: &NewAccount<'_>) -> Result<i64> {

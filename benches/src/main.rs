@@ -440,6 +440,31 @@ fn report(dir: &Path) -> Result<()> {
         "-".into(),
     ]);
 
+    let f = hyperfine(dir, "floor.json")?;
+    let oath3 = get(&f, "oathtool")?;
+    for (name, what) in [
+        (
+            "rust-noop",
+            "a Rust process that does nothing (`mb2fa-bench argon2 --count 0`)",
+        ),
+        (
+            "verify-usage-error",
+            "`mb-2fa-verify` refusing a malformed code: start-up and argument parsing, no file opened",
+        ),
+        (
+            "sqlite3-update",
+            "the sqlite3 shell committing one UPDATE (synchronous=FULL) to a copy of the 100k database",
+        ),
+    ] {
+        let t = get(&f, name)?;
+        rows.push([
+            format!("floor: {what}"),
+            format!("{} = {:.2}× oathtool {}", ms(t), t.0 / oath3.0, ms(oath3)),
+            "(context)".into(),
+            "-".into(),
+        ]);
+    }
+
     let b = hyperfine(dir, "backup.json")?;
     let (a1, bc) = (get(&b, "argon2x1")?, get(&b, "backup-100k")?);
     let r = bc.0 / a1.0;

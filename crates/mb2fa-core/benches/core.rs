@@ -16,9 +16,12 @@ use std::path::Path;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tempfile::TempDir;
 
+use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::backup_codes::{self, BackupCode};
 use mb2fa_core::clock::{Clock, FixedClock};
+use mb2fa_core::code::Code;
 use mb2fa_core::crypto::{self, MasterKey};
+use mb2fa_core::email::Email;
 use mb2fa_core::qr::{Matrix, Render, Style};
 use mb2fa_core::secret::Secret;
 use mb2fa_core::store::{NewAccount, OpenMode, Store};
@@ -208,12 +211,50 @@ fn bench_store(c: &mut Criterion) {
     g.finish();
 }
 
+/// What a resident verifier (one process keeping the database open) would
+/// pay per login: `account::verify` of a fresh TOTP code on a database on
+/// disk, with its write transaction and its one fsync, as `mb-2fa-verify`
+/// does it minus process start-up and opening the database.
+fn bench_resident_verify(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store =
+        Store::open(&dir.path().join("2fa.db"), OpenMode::CreateIfMissing).expect("open store");
+    store.unlock(&dir.path().join("2fa.key")).expect("unlock");
+    let email = Email::parse(EMAIL).expect("email");
+    let start = FixedClock(NOW);
+    let setup = Ctx {
+        clock: &start,
+        tool: "bench",
+        actor: "bench".into(),
+    };
+    let e = account::enable(&mut store, &setup, &email, DEFAULT_ISSUER, false).expect("enable");
+    store.defer_checkpoints();
+    let mut now = NOW;
+    c.bench_function("account/verify_totp_resident", |b| {
+        b.iter(|| {
+            // Every login is a new 30 s step, as in real life.
+            now += 30;
+            let clock = FixedClock(now);
+            let ctx = Ctx {
+                clock: &clock,
+                tool: "bench",
+                actor: "bench".into(),
+            };
+            let code = totp::code_for_step(&e.secret, &e.params, e.params.step_at(now));
+            let code = Code::parse(&code).expect("code");
+            let v = account::verify(&mut store, &ctx, &email, &code).expect("verified");
+            black_box(v)
+        });
+    });
+}
+
 criterion_group!(
     benches,
     bench_totp,
     bench_backup_codes,
     bench_crypto,
     bench_uri_and_qr,
-    bench_store
+    bench_store,
+    bench_resident_verify
 );
 criterion_main!(benches);

@@ -519,11 +519,12 @@ fn report(dir: &Path) -> Result<()> {
             ld["seconds"].as_f64().unwrap_or(0.0)
         ),
         format!(
-            "**{:.0} verifications/s**, {} accepted, {busy} busy, {other} other errors; latency p50 {:.1} ms, p99 {:.1} ms",
+            "**{:.0} verifications/s**, {} accepted, {busy} busy, {other} other errors; latency p50 {:.1} ms, p99 {:.1} ms, worst {:.0} ms",
             ld["per_second"].as_f64().unwrap_or(0.0),
             ld["accepted"],
             ld["p50_ms"].as_f64().unwrap_or(0.0),
             ld["p99_ms"].as_f64().unwrap_or(0.0),
+            ld["max_ms"].as_f64().unwrap_or(0.0),
         ),
         "no busy errors".into(),
         met(busy == 0 && other == 0).into(),

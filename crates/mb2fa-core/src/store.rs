@@ -16,7 +16,9 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind as IoErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use std::cell::RefCell;
 
@@ -188,6 +190,8 @@ pub struct Store {
     key: Option<MasterKey>,
     /// Checkpoint only when the WAL is long (`defer_checkpoints`).
     deferred_checkpoints: bool,
+    /// How long the busy handler waits for a lock, in milliseconds.
+    lock_wait_ms: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -215,7 +219,9 @@ impl Store {
             path: path.to_path_buf(),
             key: None,
             deferred_checkpoints: false,
+            lock_wait_ms: Arc::new(AtomicU64::new(0)),
         };
+        set_wait(&store.lock_wait_ms, BUSY_TIMEOUT);
         store.configure()?;
         store.migrate()?;
         if !wal_was_there {
@@ -259,7 +265,8 @@ impl Store {
     fn configure(&mut self) -> Result<()> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let waiter = lock_waiter(Arc::clone(&self.lock_wait_ms));
+        self.conn.busy_handler(Some(waiter)).map_err(err)?;
         self.conn
             .pragma_update(None, "foreign_keys", true)
             .map_err(err)?;
@@ -284,9 +291,23 @@ impl Store {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            self.conn
-                .pragma_update(None, "journal_mode", "WAL")
-                .map_err(err)?;
+            // A new database. When several tools use it first at once, each
+            // holds a read lock and wants the exclusive one to switch it to
+            // WAL; SQLite refuses all but one at once (SQLITE_BUSY without
+            // calling the busy handler, as waiting would deadlock). Retry:
+            // the winner's switch is then seen, or ours goes through.
+            let started = Instant::now();
+            let mut tries = 0u64;
+            loop {
+                match self.conn.pragma_update(None, "journal_mode", "WAL") {
+                    Ok(()) => break,
+                    Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_micros(500 + (tries * 977) % 2000));
+                    }
+                    Err(e) => return Err(err(e)),
+                }
+            }
         }
         Ok(())
     }
@@ -460,12 +481,50 @@ impl Store {
     /// Copy the WAL into the database file and truncate it, if no other
     /// process is in the way for [`CHECKPOINT_WAIT`].
     fn checkpoint(&mut self) {
-        let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
+        set_wait(&self.lock_wait_ms, CHECKPOINT_WAIT);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        set_wait(&self.lock_wait_ms, BUSY_TIMEOUT);
     }
+}
+
+/// SQLite's stock busy handler sleeps ever longer, up to 100 ms a time, so
+/// in a burst of logins an unlucky process slept through release after
+/// release of the write lock (16 concurrent verifiers: p99 0.6 s, worst 3.5 s
+/// of a 5 s limit). This one backs off only to about 5 ms, jittered per
+/// process so waiters do not poll in step (polling every millisecond cut the
+/// tail too, but cost a third of the throughput at 32 waiters on 2 cores),
+/// until the limit has passed since the first refusal.
+fn lock_waiter(limit_ms: Arc<AtomicU64>) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut started = Instant::now();
+    let salt = u64::from(std::process::id());
+    move |attempts| {
+        if attempts == 0 {
+            started = Instant::now();
+        }
+        let limit = Duration::from_millis(limit_ms.load(Ordering::Relaxed));
+        if started.elapsed() >= limit {
+            return false;
+        }
+        let spin = u64::try_from(attempts).unwrap_or(0);
+        let base = spin.saturating_mul(250).saturating_add(500).min(5000);
+        let jitter = salt
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(spin.wrapping_mul(40_503))
+            % base;
+        std::thread::sleep(Duration::from_micros(base / 2 + jitter));
+        true
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy)
+}
+
+fn set_wait(limit_ms: &AtomicU64, wait: Duration) {
+    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    limit_ms.store(ms, Ordering::Relaxed);
 }
 
 /// Where SQLite keeps the write-ahead log of the database at `db`.

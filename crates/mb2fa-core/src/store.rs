@@ -224,7 +224,9 @@ impl Store {
         set_wait(&store.lock_wait_ms, BUSY_TIMEOUT);
         store.configure()?;
         store.migrate()?;
-        if !wal_was_there {
+        // Only when this run created the WAL (a reader that may not write
+        // the directory creates none and has nothing to make durable).
+        if !wal_was_there && wal_path(path).exists() {
             store.sync_dir()?;
         }
         Ok(store)

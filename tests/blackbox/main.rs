@@ -19,6 +19,7 @@ mod migration;
 mod oath;
 mod options;
 mod permissions;
+mod planted;
 mod policy;
 mod qr;
 mod reference;

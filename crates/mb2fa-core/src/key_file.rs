@@ -3,46 +3,34 @@
 //!
 //! Kept apart from the database (`/var/lib/mailborder`) so that a copy of the
 //! database, as backups make, gives away no secret. Like ssh with a private
-//! key, a key file that group or others may read or write is refused.
+//! key, a key file that group or others may read or write, that someone else
+//! owns, that is a symlink, or that sits in a directory others may write, is
+//! refused (see `secure_open`).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
 
 use crate::crypto::{KEY_LEN, MasterKey};
 use crate::error::{Error, Result};
-use crate::secret::fill_random;
+use crate::secure_open;
 
 pub const DEFAULT_KEY_PATH: &str = "/etc/mailborder/2fa.key";
 
 /// Read the key. `Ok(None)` when the file does not exist; every other
-/// problem (loose mode, wrong size, unreadable) is exit 10 naming the cure.
+/// problem (a symlink, another owner, a loose mode, a directory others may
+/// write, a wrong size, unreadable) is exit 10 naming the cure. The file is
+/// opened first (`O_NOFOLLOW`) and checked on the open descriptor.
 pub fn load(path: &Path) -> Result<Option<MasterKey>> {
     let p = path.display();
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::storage(format!(
-                "cannot read key file {p}: {e}; run with sudo, or pass --key-file"
-            )));
-        }
+    let Some((file, _)) = secure_open::open(path, secure_open::KEY)? else {
+        return Ok(None);
     };
-    if !meta.is_file() {
-        return Err(Error::storage(format!(
-            "key file {p} is not a regular file: point --key-file at the 2FA key"
-        )));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Error::storage(format!(
-            "key file {p} is accessible by group or others (mode {mode:04o}): refusing to use it; run: chmod 0400 {p}"
-        )));
-    }
+    secure_open::check_dir(&secure_open::parent_dir(path), secure_open::KEY)?;
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
-    File::open(path)
-        .and_then(|f| f.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes))
+    file.take(KEY_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::storage(format!("cannot read key file {p}: {e}; run with sudo")))?;
     MasterKey::from_bytes(&bytes).map(Some).ok_or_else(|| {
         Error::storage(format!(
@@ -52,15 +40,13 @@ pub fn load(path: &Path) -> Result<Option<MasterKey>> {
     })
 }
 
-/// Create a new key file atomically: written in full to a temporary file in
-/// the same directory, then linked into place. If another process got there
-/// first, its key is used.
+/// Create a new key file atomically: written in full to a new temporary file
+/// (mode 0400) in the same, checked directory, then linked into place without
+/// replacing anything (`persist_noclobber`). If another process got there
+/// first, its key is used (after the same checks as [`load`]).
 pub fn create(path: &Path) -> Result<MasterKey> {
     let p = path.display();
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(d) => d.to_path_buf(),
-        None => PathBuf::from("."),
-    };
+    let dir = secure_open::parent_dir(path);
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
@@ -73,55 +59,33 @@ pub fn create(path: &Path) -> Result<MasterKey> {
                 ))
             })?;
     }
-    let key = MasterKey::generate()?;
-    let mut suffix = [0u8; 8];
-    fill_random(&mut suffix)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("2fa.key"),
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
-    let cleanup = |e: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
+    secure_open::check_dir(&dir, secure_open::KEY)?;
+    let cannot = |e: std::io::Error| {
         Error::storage(format!(
             "cannot create key file {p}: {e}; run with sudo or pass --key-file"
         ))
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(&tmp)
-        .map_err(|e| {
-            Error::storage(format!(
-                "cannot create key file {p}: {e}; run with sudo or pass --key-file"
-            ))
-        })?;
-    f.write_all(key.as_bytes()).map_err(cleanup)?;
-    f.sync_all().map_err(cleanup)?;
-    drop(f);
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
+    let key = MasterKey::generate()?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".2fa.key.new-")
+        .permissions(fs::Permissions::from_mode(0o400))
+        .tempfile_in(&dir)
+        .map_err(cannot)?;
+    tmp.write_all(key.as_bytes()).map_err(cannot)?;
+    tmp.as_file().sync_all().map_err(cannot)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {
             if let Ok(d) = File::open(&dir) {
                 let _ = d.sync_all();
             }
             Ok(key)
         }
-        Err(e) if e.kind() == IoErrorKind::AlreadyExists => load(path)?.ok_or_else(|| {
+        Err(e) if e.error.kind() == IoErrorKind::AlreadyExists => load(path)?.ok_or_else(|| {
             Error::storage(format!(
                 "key file {p} vanished while being created; try again"
             ))
         }),
-        Err(e) => Err(Error::storage(format!(
-            "cannot create key file {p}: {e}; run with sudo or pass --key-file"
-        ))),
+        Err(e) => Err(cannot(e.error)),
     }
 }
 
@@ -170,5 +134,25 @@ mod tests {
         }
         let err = load(tmp.path()).expect_err("dir");
         assert!(err.message().contains("not a regular file"));
+        // A key in a directory others may write could have been planted.
+        fs::remove_file(&path).expect("rm");
+        fs::write(&path, [1u8; 32]).expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
+        load(&path).expect("good key").expect("present");
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = load(&path).expect_err("loose dir");
+        assert!(
+            err.message().contains("writable by group or others"),
+            "{}",
+            err.message()
+        );
+        let err = create(&tmp.path().join("new.key")).expect_err("loose dir");
+        assert!(
+            err.message().contains("writable by group or others"),
+            "{}",
+            err.message()
+        );
+        assert!(!tmp.path().join("new.key").exists());
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
     }
 }

@@ -20,6 +20,7 @@ pub mod key_file;
 pub mod policy;
 pub mod qr;
 pub mod secret;
+pub mod secure_open;
 pub mod skew;
 pub mod store;
 pub mod throttle;

@@ -10,6 +10,7 @@
 mod at_rest;
 mod audit;
 mod concurrency;
+mod extremes;
 mod input;
 mod json;
 mod lifecycle;

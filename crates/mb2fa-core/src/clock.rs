@@ -36,12 +36,21 @@ impl Clock for FixedClock {
 }
 
 /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-28T09:30:00Z`.
+///
+/// Total: a time outside 1970..=9999 (only a damaged or tampered database
+/// holds one) is clamped to the nearest end instead of panicking, which
+/// would abort the tool (and, before the no-core-dump settings, dump core).
 pub fn rfc3339(unix_seconds: i64) -> String {
-    let when = u64::try_from(unix_seconds)
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    let clamped = unix_seconds.clamp(0, MAX_TIME);
+    let when = u64::try_from(clamped)
+        .ok()
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
         .unwrap_or(UNIX_EPOCH);
     humantime::format_rfc3339_seconds(when).to_string()
 }
+
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+pub const MAX_TIME: i64 = 253_402_300_799;
 
 /// Whether the server clock is kept in sync by NTP, as far as we can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +116,14 @@ pub fn parse_since(raw: &str, now: i64) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_never_panics_on_stored_extremes() {
+        assert_eq!(rfc3339(MAX_TIME), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(300_000_000_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn formats_rfc3339_utc() {

@@ -149,7 +149,7 @@ pub fn decide(p: &Policy, f: &Facts<'_>, now: i64) -> Decision {
     let start = f.first_seen.max(p.since.unwrap_or(f.first_seen));
     let deadline = start.saturating_add(p.grace_days.saturating_mul(DAY));
     if now < deadline {
-        let left = (deadline - now + DAY - 1) / DAY;
+        let left = deadline.saturating_sub(now).saturating_add(DAY - 1) / DAY;
         return Decision::Setup {
             deadline,
             grace_days_left: left,

@@ -17,6 +17,9 @@ fn enable_with_umask(env: &Env, umask: &str, db: &std::path::Path) {
         .args(["--json", "--qr", "none", "--email", ALICE, "--db"])
         .arg(db)
         .env_remove("MB2FA_DB")
+        // Never the machine's own /etc/mailborder/2fa.key, nor its syslog.
+        .env("MB2FA_KEY_FILE", &env.key)
+        .env("MB2FA_SYSLOG_SOCKET", "")
         .current_dir(env.dir.path());
     run_command(cmd, None).ok_json();
 }

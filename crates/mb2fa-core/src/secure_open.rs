@@ -74,12 +74,11 @@ pub fn check_dir(dir: &Path, kind: Kind) -> Result<()> {
             meta.uid()
         )));
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = meta.mode() & 0o777;
     if mode & 0o022 != 0 {
         return Err(Error::storage(format!(
             "directory {d} of the {} is writable by group or others (mode {:04o}): anyone could plant a file there; run: chmod go-w {d}",
-            kind.what,
-            mode & 0o777
+            kind.what, mode
         )));
     }
     Ok(())

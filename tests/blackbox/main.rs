@@ -11,6 +11,7 @@ mod at_rest;
 mod audit;
 mod concurrency;
 mod extremes;
+mod hostile_text;
 mod input;
 mod json;
 mod lifecycle;

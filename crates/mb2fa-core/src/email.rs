@@ -1,10 +1,24 @@
-//! Email addresses as account names. Trimmed and lower-cased so `Alice@X` and
-//! `alice@x ` are one account; anything that could look like another address
-//! on screen (control, invisible or bidirectional characters) is refused.
+//! Email addresses as account names. Trimmed, lower-cased and NFC-normalised,
+//! so `Alice@X`, `alice@x ` and the two spellings of `é` are one account;
+//! anything that could make two names look alike on screen, or break a
+//! suggested command line when pasted, is refused:
+//!
+//! - ASCII: only letters, digits, `.`, `_`, `+`, `-` and the one `@` (no
+//!   quotes, `$`, `;`, backticks or spaces);
+//! - other characters: UTS #39 identifier characters only
+//!   (`GeneralSecurityProfile::identifier_allowed`), never a default-ignorable
+//!   one (invisible, format, variation selector, tag) nor a bidi control;
+//! - the part before `@` and each label of the domain: at most "highly
+//!   restrictive" (UTS #39 restriction levels), so one script, or Latin with
+//!   Han, Japanese or Korean; Latin mixed with Cyrillic or Greek is refused.
 
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::{GeneralSecurityProfile, RestrictionLevel, RestrictionLevelDetection};
+
 use crate::error::{Error, Result};
+use crate::text;
 
 /// RFC 5321's limit on a forward path.
 pub const MAX_LEN: usize = 254;
@@ -13,12 +27,52 @@ const MAX_LOCAL_LEN: usize = 64;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
-/// Characters that render as nothing or reorder text: a name containing one
-/// can display as a different address than the one stored.
-fn is_invisible_or_bidi(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+/// ASCII punctuation an account name may hold besides the one `@`.
+fn is_allowed_ascii(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-' | '@')
+}
+
+/// Why `c` cannot be in an account name, if it cannot.
+fn refuse_char(c: char) -> Option<String> {
+    if c.is_ascii() {
+        if is_allowed_ascii(c) {
+            return None;
+        }
+        if text::is_control(c) {
+            return Some(format!(
+                "it contains a control character ({})",
+                text::code_point(c)
+            ));
+        }
+        return Some(format!(
+            "it contains {}, which an account name cannot hold (ASCII letters, digits and . _ + - only)",
+            text::code_point(c)
+        ));
+    }
+    if text::is_control(c) || text::is_bidi_control(c) || text::is_default_ignorable(c) {
+        return Some(format!(
+            "it contains {} ({})",
+            text::describe(c),
+            text::code_point(c)
+        ));
+    }
+    if c.is_whitespace() {
+        return Some(format!("it contains a space ({})", text::code_point(c)));
+    }
+    if !c.identifier_allowed() {
+        return Some(format!(
+            "it contains {}, which is not a letter or digit allowed in account names (UTS #39)",
+            text::code_point(c)
+        ));
+    }
+    None
+}
+
+/// At most "highly restrictive": no look-alike mixing of scripts. The ASCII
+/// punctuation allowed in names belongs to no script and is left out.
+fn single_script_enough(part: &str) -> bool {
+    let letters: String = part.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    letters.as_str().detect_restriction_level() <= RestrictionLevel::HighlyRestrictive
 }
 
 impl Email {
@@ -28,18 +82,25 @@ impl Email {
         if trimmed.is_empty() {
             return Err(bad("it is empty"));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err(bad("it contains a control character"));
+        if let Some(c) = trimmed.chars().find(|c| text::is_control(*c)) {
+            return Err(bad(&format!(
+                "it contains a control character ({})",
+                text::code_point(c)
+            )));
         }
-        if trimmed.chars().any(char::is_whitespace) {
-            return Err(bad("it contains a space"));
+        if let Some(c) = trimmed.chars().find(|c| c.is_whitespace()) {
+            return Err(bad(&match c {
+                ' ' => "it contains a space".to_string(),
+                c if text::is_line_separator(c) => {
+                    format!("it contains a line break ({})", text::code_point(c))
+                }
+                c => format!("it contains a space ({})", text::code_point(c)),
+            }));
         }
-        if trimmed.chars().any(is_invisible_or_bidi) {
-            return Err(bad(
-                "it contains an invisible or right-to-left formatting character",
-            ));
+        let email: String = trimmed.to_lowercase().nfc().collect();
+        if let Some(why) = email.chars().find_map(refuse_char) {
+            return Err(bad(&why));
         }
-        let email = trimmed.to_lowercase();
         if email.len() > MAX_LEN {
             return Err(bad(&format!("it is longer than {MAX_LEN} bytes")));
         }
@@ -65,6 +126,16 @@ impl Email {
         }
         if email.starts_with('-') {
             return Err(bad("it starts with '-'"));
+        }
+        if !single_script_enough(local) {
+            return Err(bad(
+                "the part before '@' mixes scripts that look alike (such as Latin and Cyrillic)",
+            ));
+        }
+        if !domain.split('.').all(single_script_enough) {
+            return Err(bad(
+                "a label of the domain mixes scripts that look alike (such as Latin and Cyrillic)",
+            ));
         }
         Ok(Email(email))
     }
@@ -97,10 +168,22 @@ mod tests {
             ("  Alice@Example.COM\n", "alice@example.com"),
             ("root@localhost", "root@localhost"),
             (
-                "o'hara+2fa@mail.example.co.uk",
-                "o'hara+2fa@mail.example.co.uk",
+                "o.hara_x+2fa-1@mail.example.co.uk",
+                "o.hara_x+2fa-1@mail.example.co.uk",
             ),
             ("jürgen@bücher.example", "jürgen@bücher.example"),
+            // NFD twins are one account: e + U+0301 is é (U+00E9).
+            ("jose\u{301}@example.com", "jos\u{e9}@example.com"),
+            ("JOSE\u{301}@EXAMPLE.COM", "jos\u{e9}@example.com"),
+            ("Jos\u{c9}@example.com", "jos\u{e9}@example.com"),
+            // One script, or Han + Hiragana + Katakana, or Latin + Han.
+            ("иван@пример.рф", "иван@пример.рф"),
+            (
+                "やまだ太郎カタカナ@example.jp",
+                "やまだ太郎カタカナ@example.jp",
+            ),
+            ("wang漢字@example.cn", "wang漢字@example.cn"),
+            ("ελένη@example.gr", "ελένη@example.gr"),
         ] {
             assert_eq!(
                 Email::parse(input).map(|e| e.0),
@@ -130,8 +213,30 @@ mod tests {
             ("alice\u{0}@example.com", "control"),
             ("alice\u{1b}[31m@example.com", "control"),
             ("alice\u{202E}moc.elpmaxe@x", "right-to-left"),
+            (
+                "alice\u{200E}@x",
+                "right-to-left formatting character (U+200E)",
+            ),
             ("al\u{200B}ice@example.com", "invisible"),
             ("-alice@example.com", "starts with '-'"),
+            ("o'hara@example.com", "U+0027"),
+            ("x$(touch${IFS}/tmp/p)@e.com", "U+0024"),
+            ("a`id`@example.com", "U+0060"),
+            ("a;b@example.com", "U+003B"),
+            ("\"q\"@example.com", "U+0022"),
+            ("a%00@example.com", "U+0025"),
+            ("a\u{34f}b@example.com", "invisible character (U+034F)"),
+            ("a\u{3164}b@example.com", "invisible character (U+3164)"),
+            ("a\u{115f}b@example.com", "invisible character (U+115F)"),
+            ("a\u{ffa0}b@example.com", "invisible character (U+FFA0)"),
+            ("a\u{fe0f}b@example.com", "invisible character (U+FE0F)"),
+            ("a\u{e0041}b@example.com", "invisible character (U+E0041)"),
+            ("a\u{2800}b@example.com", "U+2800"),
+            ("a\u{2028}b@example.com", "U+2028"),
+            ("a\u{85}b@example.com", "control character (U+0085)"),
+            ("a\u{ff41}b@example.com", "U+FF41"),
+            ("p\u{430}ypal@example.com", "mixes scripts"),
+            ("alice@p\u{430}ypal.com", "a label of the domain mixes"),
             (&long, "longer than 254"),
         ];
         for (input, why) in cases {
@@ -143,6 +248,8 @@ mod tests {
                 err.message()
             );
             assert!(err.message().contains(why), "{input:?}: {}", err.message());
+            // Never the character itself, only its code point.
+            assert!(err.message().is_ascii(), "{input:?}: {}", err.message());
         }
         let long_local = format!("{}@example.com", "a".repeat(65));
         assert!(

@@ -23,6 +23,7 @@ pub mod secret;
 pub mod secure_open;
 pub mod skew;
 pub mod store;
+pub mod text;
 pub mod throttle;
 pub mod totp;
 pub mod uri;

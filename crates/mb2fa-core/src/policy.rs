@@ -192,6 +192,8 @@ pub fn parse_reason(raw: &str) -> Result<String> {
             "invalid reason: one line of at most 200 characters",
         ));
     }
+    // Bidi controls, line separators and invisible characters.
+    crate::text::check_one_line("invalid reason", r)?;
     Ok(r.to_string())
 }
 
@@ -625,7 +627,16 @@ mod tests {
             parse_reason(" monitoring probe "),
             Ok("monitoring probe".to_string())
         );
-        for bad in ["", "  ", "two\nlines", &"r".repeat(201)] {
+        for bad in [
+            "",
+            "  ",
+            "two\nlines",
+            &"r".repeat(201),
+            "two\u{2028}lines",
+            "rtl\u{202e}txt",
+            "in\u{200b}visible",
+            "a\u{9b}31m",
+        ] {
             assert_eq!(
                 parse_reason(bad).map_err(|e| e.exit_code()),
                 Err(2),

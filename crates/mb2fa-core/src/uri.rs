@@ -42,11 +42,8 @@ pub fn parse_issuer(raw: &str) -> Result<String> {
             "invalid issuer: it must not contain ':' (authenticator apps split the label there)",
         ));
     }
-    if issuer.chars().any(char::is_control) {
-        return Err(Error::usage(
-            "invalid issuer: it contains a control character",
-        ));
-    }
+    // Controls, bidi controls, line separators and invisible characters.
+    crate::text::check_one_line("invalid issuer", issuer)?;
     Ok(issuer.to_string())
 }
 
@@ -107,7 +104,25 @@ mod tests {
     #[test]
     fn issuer_rules() {
         assert_eq!(parse_issuer("  Mailborder ").as_deref(), Ok("Mailborder"));
-        for bad in ["", "   ", "a:b", "bad\u{7}bell", &"x".repeat(65)] {
+        assert_eq!(
+            parse_issuer("Mailborder – Ünïcode 漢字").as_deref(),
+            Ok("Mailborder – Ünïcode 漢字")
+        );
+        for bad in [
+            "",
+            "   ",
+            "a:b",
+            "bad\u{7}bell",
+            &"x".repeat(65),
+            "a\u{1b}[2Jb",
+            "a\u{9b}b",
+            "Mail\u{202e}border",
+            "Mail\u{2066}border",
+            "two\u{2028}lines",
+            "two\u{2029}lines",
+            "in\u{200b}visible",
+            "tag\u{e0041}",
+        ] {
             let err = parse_issuer(bad).expect_err(bad);
             assert_eq!(err.exit_code(), 2, "{bad}");
             assert!(err.message().starts_with("invalid issuer"));

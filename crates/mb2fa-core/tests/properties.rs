@@ -22,9 +22,11 @@ use mb2fa_core::email::{self, Email};
 use mb2fa_core::policy::{parse_reason, parse_role};
 use mb2fa_core::secret::Secret;
 use mb2fa_core::skew::{self, HISTORY, MAX_DRIFT};
+use mb2fa_core::text;
 use mb2fa_core::totp::{self, TotpCheck, TotpParams};
 use mb2fa_core::{Error, uri};
 use proptest::prelude::*;
+use unicode_normalization::UnicodeNormalization;
 
 const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -172,7 +174,15 @@ proptest! {
             Ok(e) => {
                 let s = e.as_str();
                 prop_assert_eq!(Email::parse(s).map(|e| e.as_str().to_string()), Ok(s.to_string()));
-                prop_assert_eq!(s, raw.trim().to_lowercase());
+                // Lower-cased and NFC: canonically equal names are one account.
+                let normal: String = raw.trim().to_lowercase().nfc().collect();
+                prop_assert_eq!(s, normal.as_str());
+                let allowed = |c: char| if c.is_ascii() {
+                    c.is_ascii_alphanumeric() || "._+-@".contains(c)
+                } else {
+                    !text::is_unsafe_for_terminal(c)
+                };
+                prop_assert!(s.chars().all(allowed), "{:?}", s);
                 prop_assert!(s.len() <= email::MAX_LEN);
                 prop_assert_eq!(s.matches('@').count(), 1);
                 prop_assert!(!s.chars().any(|c| c.is_control() || c.is_whitespace()));
@@ -296,6 +306,7 @@ proptest! {
                 prop_assert_eq!(s.as_str(), raw.trim());
                 prop_assert!(!s.is_empty() && s.chars().count() <= uri::MAX_ISSUER_LEN);
                 prop_assert!(!s.contains(':') && !s.chars().any(char::is_control));
+                prop_assert!(!s.chars().any(text::is_unsafe_for_terminal));
             }
         }
     }
@@ -322,6 +333,7 @@ proptest! {
                 prop_assert_eq!(r.as_str(), raw.trim());
                 prop_assert!(!r.is_empty() && r.chars().count() <= 200);
                 prop_assert!(!r.chars().any(char::is_control));
+                prop_assert!(!r.chars().any(text::is_unsafe_for_terminal));
             }
         }
     }

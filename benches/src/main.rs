@@ -124,7 +124,7 @@ fn seed(o: &Opts) -> Result<()> {
     let db = o.path("db")?;
     let n = o.num("accounts")?;
     let started = Instant::now();
-    let mut store = Store::open(&db, OpenMode::CreateIfMissing)?;
+    let mut store = Store::open(&db, OpenMode::Init)?;
     store.unlock(&o.path("key-file")?)?;
     let set = backup_codes::generate_set()?;
     let mut codes = fs::File::create(o.path("backup-codes")?)?;

@@ -10,6 +10,7 @@
 mod at_rest;
 mod audit;
 mod concurrency;
+mod db_writer;
 mod extremes;
 mod hostile_text;
 mod input;
@@ -17,6 +18,7 @@ mod json;
 mod lifecycle;
 mod list_stream;
 mod lockout;
+mod lost_store;
 mod migration;
 mod oath;
 mod options;

@@ -1,14 +1,17 @@
-//! Upgrading a database made by the previous release (schema version 1,
-//! plaintext secrets; `tests/fixtures/schema-v1`): the first tool that loads
-//! the key seals every secret, creating the key file, and every account keeps
-//! working with its phone and its backup codes. Keyless tools work on it
-//! before that, and leave the secrets alone.
+//! Upgrading a version 1 database (plaintext secrets, made by mb-2fa built
+//! from source before secrets were sealed; `tests/fixtures/schema-v1`).
+//! Keyless tools migrate its schema and leave the secrets alone; keyed tools
+//! refuse it (exit 10) instead of sealing, since a database writer can make
+//! any database look like this (issue 12, item 1); the explicit, audited
+//! `mb-2fa-store seal-plaintext` seals it once, creating the key, and then
+//! every account keeps working with its phone and its backup codes.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use mb2fa_tests::{
-    AUDIT, Env, LIST, UNLOCK, VERIFY, contains_bytes, decode_secret, fixtures, mode, run_all,
-    totp_now, write_key_file,
+    AUDIT, ENABLE, Env, LIST, STORE, UNLOCK, VERIFY, contains_bytes, decode_secret, fixtures, mode,
+    run_all, totp_now, write_key_file,
 };
 use serde_json::Value;
 
@@ -55,19 +58,19 @@ fn known(email: &str) -> Known {
     }
 }
 
-/// An environment whose database is a fresh copy of the fixture (no key file).
+/// An environment whose database is a fresh copy of the fixture (no key
+/// file), with the modes the tools demand.
 fn from_fixture() -> Env {
     let env = Env::new();
-    std::fs::copy(fixture_dir().join("2fa.db"), &env.db).expect("copy the fixture");
+    for suffix in ["", "-wal", "-shm"] {
+        let from = fixture_dir().join(format!("2fa.db{suffix}"));
+        let to = mb2fa_tests::with_suffix(&env.db, suffix);
+        std::fs::copy(&from, &to).expect("copy the fixture");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     assert!(!env.key.exists());
     assert_eq!(env.user_version(), 1, "the fixture is a version 1 database");
-    for email in EMAILS {
-        assert_eq!(
-            env.stored_secret(email),
-            decode_secret(&known(email).secret),
-            "the fixture stores {email}'s secret in plaintext"
-        );
-    }
+    assert_plaintext(&env);
     env
 }
 
@@ -96,13 +99,46 @@ fn assert_plaintext(env: &Env) {
         assert_eq!(
             env.stored_secret(email),
             decode_secret(&known(email).secret),
-            "{email}: a keyless tool changed the secret"
+            "{email}: the secret changed"
         );
     }
 }
 
+/// `mb-2fa-store seal-plaintext --json`, which must succeed: how many.
+#[track_caller]
+fn seal(env: &Env) -> u64 {
+    let run = env.run(STORE, ["seal-plaintext", "--json"]);
+    run.ok_json()["sealed"].as_u64().expect("sealed count")
+}
+
 #[test]
-fn every_account_still_verifies_after_the_upgrade() {
+fn keyed_tools_refuse_a_version_1_database_and_seal_nothing() {
+    let env = from_fixture();
+    // Let the keyless schema steps happen first, so only the secrets are left.
+    env.run(LIST, ["--json"]).ok_json();
+    let before = env.snapshot();
+    let alice = known(ALICE);
+    let code = totp_now(&alice.secret, 0);
+    let run = env.verify_json(ALICE, &code);
+    let message = run.fail_json(10, "storage");
+    assert!(message.contains("records no key fingerprint"), "{run}");
+    assert!(message.contains("mb-2fa-store seal-plaintext"), "{run}");
+    let run = env.run(
+        ENABLE,
+        ["--json", "--qr", "none", "--email", "dave@example.com"],
+    );
+    run.fail_json(10, "storage");
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "a refusing tool changed the database"
+    );
+    assert_plaintext(&env);
+    assert!(!env.key.exists(), "a refusing tool created the key file");
+}
+
+#[test]
+fn every_account_still_verifies_after_seal_plaintext() {
     let fixture_before = std::fs::read(fixture_dir().join("2fa.db")).expect("fixture");
     let env = from_fixture();
     let alice = known(ALICE);
@@ -112,20 +148,40 @@ fn every_account_still_verifies_after_the_upgrade() {
     assert_eq!(bob.state, "active");
     assert_eq!(carol.state, "pending");
 
-    // The first keyed tool: seals everything and creates the key.
-    let alice_code = totp_now(&alice.secret, 0);
-    let run = env.verify_json(ALICE, &alice_code);
-    let doc = run.ok_json();
-    assert_eq!(doc["activated"], false, "{run}");
-    assert_eq!(doc["method"], "totp", "{run}");
+    assert_eq!(seal(&env), 3);
     assert!(env.key.is_file(), "the key file was not created");
     assert_eq!(mode(&env.key), 0o400);
     assert_eq!(mode(env.key.parent().expect("dir")), 0o700);
     assert_eq!(std::fs::read(&env.key).expect("key").len(), 32);
     assert_sealed(&env);
     assert_eq!(env.user_version(), current_version());
+    let records: Vec<Value> = env
+        .audit(Vec::<&str>::new())
+        .into_iter()
+        .filter(|r| r["action"] == "seal-plaintext")
+        .collect();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["tool"], "mb-2fa-store", "{records:#?}");
+    assert!(
+        records[0]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("3 plaintext secrets"),
+        "{records:#?}"
+    );
+    // Only once.
+    let run = env.run(STORE, ["seal-plaintext", "--json"]);
+    assert!(
+        run.fail_json(5, "conflict").contains("already records key"),
+        "{run}"
+    );
 
     // Every account works with the codes its phone shows.
+    let alice_code = totp_now(&alice.secret, 0);
+    let run = env.verify_json(ALICE, &alice_code);
+    let doc = run.ok_json();
+    assert_eq!(doc["activated"], false, "{run}");
+    assert_eq!(doc["method"], "totp", "{run}");
     let run = env.verify_json(BOB, &totp_now(&bob.secret, 0));
     assert_eq!(run.ok_json()["activated"], false, "{run}");
     let run = env.verify_json(CAROL, &totp_now(&carol.secret, 0));
@@ -161,9 +217,16 @@ fn every_account_still_verifies_after_the_upgrade() {
     }
     // Replay protection works on the upgraded rows.
     env.verify_json(ALICE, &alice_code).fail_json(1, "rejected");
-    // The trail started with the upgrade.
     let records = env.audit(["--email", CAROL]);
     assert_eq!(records[0]["outcome"], "activated", "{records:#?}");
+    // Once sealed, the key is required.
+    let key = std::fs::read(&env.key).expect("key");
+    std::fs::remove_file(&env.key).expect("rm");
+    env.verify_json(BOB, &totp_now(&bob.secret, 1))
+        .fail_json(10, "storage");
+    assert!(!env.key.exists());
+    write_key_file(&env.key, &key, 0o400);
+    env.verify_json(BOB, &totp_now(&bob.secret, 1)).ok_json();
 
     assert_eq!(
         std::fs::read(fixture_dir().join("2fa.db")).expect("fixture"),
@@ -173,7 +236,7 @@ fn every_account_still_verifies_after_the_upgrade() {
 }
 
 #[test]
-fn keyless_tools_first_leave_the_secrets_plaintext_then_a_keyed_tool_seals() {
+fn keyless_tools_work_on_a_version_1_database_and_leave_the_secrets_alone() {
     let env = from_fixture();
     let run = env.run(LIST, ["--json"]);
     let doc = run.ok_json();
@@ -190,128 +253,96 @@ fn keyless_tools_first_leave_the_secrets_plaintext_then_a_keyed_tool_seals() {
     }
     env.run(AUDIT, ["--json"]).ok_json();
     env.run(UNLOCK, ["--json", "--email", CAROL]).ok_json();
-
     // The schema moved on (there is an audit table now), the secrets did not,
     // and no key was made.
     let keyless = env.user_version();
-    assert!(keyless > 1, "user_version {keyless}");
+    assert_eq!(keyless, current_version());
     assert_plaintext(&env);
     assert!(!env.key.exists(), "a keyless tool created the key file");
     assert_eq!(env.audit(["--email", CAROL])[0]["action"], "unlock");
-
-    // Then the first keyed tool seals.
-    let alice = known(ALICE);
-    env.verify_json(ALICE, &totp_now(&alice.secret, 0))
-        .ok_json();
-    assert_sealed(&env);
-    assert!(env.key.is_file());
-    let sealed = env.user_version();
-    assert!(
-        sealed >= keyless,
-        "user_version went from {keyless} to {sealed}"
-    );
-    assert_eq!(sealed, current_version());
-    // Once sealed, the key is required.
-    let key = std::fs::read(&env.key).expect("key");
-    std::fs::remove_file(&env.key).expect("rm");
-    env.verify_json(BOB, &totp_now(&known(BOB).secret, 0))
-        .fail_json(10, "storage");
-    assert!(!env.key.exists());
-    write_key_file(&env.key, &key, 0o400);
-    env.verify_json(BOB, &totp_now(&known(BOB).secret, 0))
-        .ok_json();
 }
 
 #[test]
-fn an_existing_key_file_is_used_for_sealing() {
+fn seal_plaintext_refuses_an_existing_key_file_or_a_bad_one() {
     let env = from_fixture();
-    let key: Vec<u8> = (0..32u8)
-        .map(|i| i.wrapping_mul(37).wrapping_add(11))
-        .collect();
-    write_key_file(&env.key, &key, 0o400);
-    env.verify_json(BOB, &totp_now(&known(BOB).secret, 0))
-        .ok_json();
-    assert_sealed(&env);
-    assert_eq!(
-        std::fs::read(&env.key).expect("key"),
-        key,
-        "the key was replaced"
-    );
-}
-
-#[test]
-fn a_bad_key_file_leaves_the_old_database_untouched() {
-    let env = from_fixture();
-    // Let the keyless schema steps happen first, so only sealing is left.
     env.run(LIST, ["--json"]).ok_json();
     let before = env.snapshot();
-    let alice = known(ALICE);
-    for (bytes, mode) in [(vec![7u8; 32], 0o644), (vec![7u8; 31], 0o400)] {
+    for (bytes, mode) in [
+        (vec![7u8; 32], 0o400),
+        (vec![7u8; 32], 0o644),
+        (vec![7u8; 31], 0o400),
+    ] {
         write_key_file(&env.key, &bytes, mode);
-        env.verify_json(ALICE, &totp_now(&alice.secret, 0))
-            .fail_json(10, "storage");
-        assert_eq!(env.snapshot(), before, "a refused key changed the database");
+        let run = env.run(STORE, ["seal-plaintext", "--json"]);
+        run.fail_json(10, "storage");
+        assert_eq!(
+            env.snapshot(),
+            before,
+            "a refused seal changed the database\n{run}"
+        );
         assert_plaintext(&env);
+        assert_eq!(
+            std::fs::read(&env.key).expect("key"),
+            bytes,
+            "the key was replaced"
+        );
     }
 }
 
 #[test]
-fn many_tools_upgrading_at_once_agree_on_one_key() {
+fn seal_plaintext_never_seals_a_sealed_database() {
+    // A current database whose key record a database writer deleted.
+    let env = Env::new();
+    let alice = env.enroll(ALICE);
+    env.activate(&alice);
+    env.connect()
+        .execute("DELETE FROM settings WHERE key = 'key_fingerprint'", [])
+        .expect("delete");
+    let before = env.snapshot();
+    let key = std::fs::read(&env.key).expect("key");
+    let run = env.run(STORE, ["seal-plaintext", "--json"]);
+    run.fail_json(10, "storage");
+    std::fs::remove_file(&env.key).expect("rm");
+    let run = env.run(STORE, ["seal-plaintext", "--json"]);
+    let message = run.fail_json(10, "storage");
+    assert!(
+        message.contains("not a plaintext version 1 secret"),
+        "{run}"
+    );
+    assert_eq!(env.snapshot(), before, "{run}");
+    assert!(!env.key.exists(), "{run}");
+    write_key_file(&env.key, &key, 0o400);
+}
+
+#[test]
+fn many_tools_at_once_on_a_version_1_database_agree_on_one_key() {
     let env = from_fixture();
-    let (alice, bob, carol) = (known(ALICE), known(BOB), known(CAROL));
-    let cmds = vec![
-        env.command(
-            VERIFY,
-            [
-                "--json",
-                "--email",
-                ALICE,
-                "--code",
-                &totp_now(&alice.secret, 0),
-            ],
-        ),
-        env.command(
-            VERIFY,
-            [
-                "--json",
-                "--email",
-                BOB,
-                "--code",
-                &totp_now(&bob.secret, 0),
-            ],
-        ),
-        env.command(
-            VERIFY,
-            [
-                "--json",
-                "--email",
-                CAROL,
-                "--code",
-                &totp_now(&carol.secret, 0),
-            ],
-        ),
-        env.command(
-            VERIFY,
-            ["--json", "--email", ALICE, "--code", &alice.backup_codes[5]],
-        ),
-        env.command(
-            VERIFY,
-            ["--json", "--email", BOB, "--code", &bob.backup_codes[5]],
-        ),
-        env.command(LIST, ["--json"]),
-        env.command(AUDIT, ["--json"]),
-    ];
-    let runs = run_all(cmds, None);
-    for r in &runs {
-        r.ok_json();
+    let (alice, bob) = (known(ALICE), known(BOB));
+    let mut cmds = Vec::new();
+    for _ in 0..3 {
+        cmds.push(env.command(STORE, ["seal-plaintext", "--json"]));
     }
+    cmds.push(env.command(
+        VERIFY,
+        ["--json", "--email", ALICE, "--code", &alice.backup_codes[5]],
+    ));
+    cmds.push(env.command(LIST, ["--json"]));
+    cmds.push(env.command(AUDIT, ["--json"]));
+    let runs = run_all(cmds, None);
+    let sealed = runs[..3].iter().filter(|r| r.code == 0).count();
+    assert_eq!(sealed, 1, "exactly one seal-plaintext seals:\n{runs:#?}");
+    for r in &runs[..3] {
+        assert!(matches!(r.code, 0 | 5 | 10), "{r}");
+    }
+    // The verify ran before (refused, exit 10) or after the seal (accepted).
+    assert!(matches!(runs[3].code, 0 | 10), "{}", runs[3]);
+    runs[4].ok_json();
+    runs[5].ok_json();
     assert_sealed(&env);
     // One key, and it opens every secret.
     env.verify_json(ALICE, &totp_now(&alice.secret, 1))
         .ok_json();
     env.verify_json(BOB, &totp_now(&bob.secret, 1)).ok_json();
-    env.verify_json(CAROL, &totp_now(&carol.secret, 1))
-        .ok_json();
     let leftovers: Vec<_> = std::fs::read_dir(env.key.parent().expect("dir"))
         .expect("ls")
         .map(|e| e.expect("entry").file_name())
@@ -319,58 +350,34 @@ fn many_tools_upgrading_at_once_agree_on_one_key() {
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
-/// A first keyed tool run after the upgrade: what it is, and how to run it.
-type FirstTool = (&'static str, fn(&Env));
-
 #[test]
-fn no_plaintext_secret_is_left_in_the_upgraded_database_file() {
-    // Whatever the first keyed tool after the upgrade is.
-    let firsts: [FirstTool; 4] = [
-        ("enable of a new account", |env| {
-            env.enroll("dave@example.com");
-        }),
-        ("a wrong code", |env| {
-            let wrong = mb2fa_tests::wrong_code(&known(ALICE).secret);
-            env.verify_json(ALICE, &wrong).fail_json(1, "rejected");
-        }),
-        ("carol's activation", |env| {
-            env.verify_json(CAROL, &totp_now(&known(CAROL).secret, 0))
-                .ok_json();
-        }),
-        ("alice's code", |env| {
-            env.verify_json(ALICE, &totp_now(&known(ALICE).secret, 0))
-                .ok_json();
-        }),
-    ];
-    let mut leaks = Vec::new();
-    for (first, run) in firsts {
-        let env = from_fixture();
-        run(&env);
-        assert_sealed(&env);
-        // All tools have exited: the WAL is checkpointed into the file. A
-        // copy of it (a backup) must not give away the secrets it used to
-        // hold in plaintext, not even in freed space.
-        let mut files = vec![("db", std::fs::read(&env.db).expect("db"))];
-        for suffix in ["-wal", "-shm"] {
-            if let Ok(b) = std::fs::read(mb2fa_tests::with_suffix(&env.db, suffix)) {
-                files.push((suffix, b));
-            }
+fn no_plaintext_secret_is_left_in_the_database_file_after_sealing() {
+    let env = from_fixture();
+    seal(&env);
+    env.verify_json(ALICE, &totp_now(&known(ALICE).secret, 0))
+        .ok_json();
+    assert_sealed(&env);
+    // All tools have exited: the WAL is checkpointed into the file. A copy
+    // of it (a backup) must not give away the secrets it used to hold in
+    // plaintext, not even in freed space.
+    let mut files = vec![("db", std::fs::read(&env.db).expect("db"))];
+    for suffix in ["-wal", "-shm"] {
+        if let Ok(b) = std::fs::read(mb2fa_tests::with_suffix(&env.db, suffix)) {
+            files.push((suffix, b));
         }
-        for email in EMAILS {
-            let raw = decode_secret(&known(email).secret);
-            for (name, bytes) in &files {
-                if contains_bytes(bytes, &raw) {
-                    leaks.push(format!(
-                        "after {first}: {email}'s secret in the {name} file"
-                    ));
-                }
+    }
+    let mut leaks = Vec::new();
+    for email in EMAILS {
+        let raw = decode_secret(&known(email).secret);
+        for (name, bytes) in &files {
+            if contains_bytes(bytes, &raw) {
+                leaks.push(format!("{email}'s secret in the {name} file"));
             }
         }
     }
     assert!(
         leaks.is_empty(),
-        "old plaintext secrets are still readable in the database after sealing \
-         (freed space is not overwritten):\n{}",
+        "plaintext left after sealing:\n{}",
         leaks.join("\n")
     );
 }

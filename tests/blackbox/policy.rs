@@ -38,6 +38,7 @@ fn sql(env: &Env, statement: &str) {
 #[test]
 fn decisions_and_exit_codes_through_the_binary() {
     let env = Env::new();
+    env.init();
     // Policy off (the default): nobody is shut out, enrolled accounts still need a code.
     env.run(POLICY, ["set", "--grace-days", "7"]).expect_code(0);
     decision(&check(&env, BOB, &["super-admin"]), 6, "allow");
@@ -91,6 +92,7 @@ fn decisions_and_exit_codes_through_the_binary() {
 #[test]
 fn the_grace_period_runs_out() {
     let env = Env::new();
+    env.init();
     env.run(POLICY, ["set", "--require-all", "on", "--grace-days", "7"])
         .expect_code(0);
     decision(&check(&env, BOB, &[]), 6, "setup");
@@ -110,6 +112,7 @@ fn the_grace_period_runs_out() {
     );
     // Aged by 6 days only: one day left.
     let env = Env::new();
+    env.init();
     env.run(POLICY, ["set", "--require-all", "on"])
         .expect_code(0);
     check(&env, BOB, &[]);
@@ -125,6 +128,7 @@ fn the_grace_period_runs_out() {
 #[test]
 fn break_glass_use_is_alerted_marked_and_sealed_again() {
     let env = Env::new();
+    env.init();
     env.run(POLICY, ["set", "--require-all", "on"])
         .expect_code(0);
     let show = env.run(POLICY, ["--json", "show"]).ok_json();
@@ -259,6 +263,7 @@ fn policy_input_errors_are_usage_errors() {
 #[test]
 fn the_policy_issuer_is_the_default_for_new_enrollments() {
     let env = Env::new();
+    env.init();
     env.run(POLICY, ["set", "--issuer", "Mailborder - example.com"])
         .expect_code(0);
     let e = env.enroll(BOB);

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mb2fa_tests::{
-    BACKUP_CODES, DISABLE, ENABLE, Env, LIST, UNLOCK, VERIFY, decode_secret, fixtures, mode,
+    BACKUP_CODES, DISABLE, ENABLE, Env, LIST, STORE, UNLOCK, VERIFY, decode_secret, fixtures, mode,
     now_unix, totp_at, totp_now, wrong_codes,
 };
 use rusqlite::Connection;
@@ -621,6 +621,8 @@ fn v1_secrets() -> BTreeMap<String, String> {
 fn v1_template() -> Env {
     let env = Env::new();
     std::fs::copy(fixtures().join("schema-v1/2fa.db"), &env.db).expect("copy the fixture");
+    std::fs::set_permissions(&env.db, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     env
 }
 
@@ -688,31 +690,35 @@ fn classify_v1(
 
 #[test]
 fn killed_upgrade_from_version_1() {
-    // The first keyed tool on a version 1 database migrates the schema,
-    // creates the key and seals every secret. Killed anywhere, the database
-    // is version 1 or current, all plaintext (no key recorded) or all
-    // sealed (key recorded), and every account still verifies afterwards.
+    // `mb-2fa-store seal-plaintext` on a version 1 database migrates the
+    // schema, creates the key and seals every secret. Killed anywhere, the
+    // database is version 1 or current, all plaintext (no key recorded) or
+    // all sealed (key recorded), and every account still verifies afterwards
+    // (after running it again, moving away a key an interrupted run made, as
+    // its message says).
     let tpl = v1_template();
     let v1_schema = schema_objects(&open(&tpl.db));
     let current = current_schema();
     let secrets = v1_secrets();
-    let alice = secrets[A].clone();
     run_trials(
-        "upgrade of a version 1 database (keyed: verify)",
+        "upgrade of a version 1 database (mb-2fa-store seal-plaintext)",
         &tpl,
-        &|env| {
-            env.command(
-                VERIFY,
-                ["--json", "--email", A, "--code", &totp_now(&alice, 0)],
-            )
-        },
+        &|env| env.command(STORE, ["seal-plaintext", "--json"]),
         &|env, conn| {
             let side = classify_v1(conn, &v1_schema, &current, &secrets);
-            // Every account still works with its phone: the key file (made
-            // or not) and the database agree. --diagnose finishes the
-            // upgrade if the kill stopped it, and changes no account.
             let probe = Env::new();
             copy_env(env, &probe);
+            if side != Side::After {
+                if probe.key.exists() {
+                    let run = probe.run(STORE, ["seal-plaintext", "--json"]);
+                    assert!(
+                        run.fail_json(10, "storage").contains("move it away"),
+                        "{run}"
+                    );
+                    std::fs::remove_file(&probe.key).expect("move the key away");
+                }
+                probe.run(STORE, ["seal-plaintext", "--json"]).ok_json();
+            }
             for email in V1_EMAILS {
                 let code = totp_now(&secrets[email], 0);
                 let run = probe.run(

@@ -270,28 +270,38 @@ fn the_database_path_is_a_symlink_to_a_file_that_is_not_a_database() {
 }
 
 #[test]
-fn a_symlink_to_a_database_elsewhere_is_followed_consistently() {
-    // Admins move databases to other disks and leave a symlink: that works,
-    // and the write-ahead log lives beside the real file, so the database
-    // stays whole whichever path a tool is given.
+fn a_symlinked_database_file_is_refused_a_symlinked_directory_works() {
+    // A symlink at the database path would make its target (any file root
+    // can write) a database (issue 12, item 3): refused, the target left
+    // alone. Admins who move the database to another disk link the
+    // directory instead (or pass --db): that works, and the write-ahead log
+    // lives beside the real file.
     let (env, e) = populated();
     let link = env.path("elsewhere.db");
     std::os::unix::fs::symlink(&env.db, &link).expect("symlink");
+    let before = db_bytes(&env.db);
     let mut cmd = env.bare_command(VERIFY);
     cmd.arg("--db")
         .arg(&link)
         .args(["--json", "--email", A, "--code", &totp_now(&e.secret, 0)]);
+    let run = run_command(cmd, None);
+    assert!(
+        run.fail_json(10, "storage").contains("symbolic link"),
+        "{run}"
+    );
+    assert_eq!(db_bytes(&env.db), before, "{run}");
+
+    let dir_link = env.path("moved");
+    std::os::unix::fs::symlink(env.dir.path(), &dir_link).expect("symlink");
+    let mut cmd = env.bare_command(VERIFY);
+    cmd.arg("--db").arg(dir_link.join("2fa.db")).args([
+        "--json",
+        "--email",
+        A,
+        "--code",
+        &totp_now(&e.secret, 0),
+    ]);
     run_command(cmd, None).ok_json();
-    assert!(
-        std::fs::symlink_metadata(&link)
-            .expect("lstat")
-            .file_type()
-            .is_symlink()
-    );
-    assert!(
-        !with_suffix(&link, "-wal").exists(),
-        "a WAL beside the link"
-    );
     // The other path sees the change at once.
     env.verify_json(A, &totp_now(&e.secret, 0))
         .fail_json(1, "rejected");

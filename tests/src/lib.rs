@@ -29,6 +29,8 @@ pub const BACKUP_CODES: &str = "mb-2fa-backup-codes";
 pub const LIST: &str = "mb-2fa-list";
 pub const UNLOCK: &str = "mb-2fa-unlock";
 pub const AUDIT: &str = "mb-2fa-audit";
+pub const POLICY: &str = "mb-2fa-policy";
+pub const STORE: &str = "mb-2fa-store";
 
 /// Every tool of the set.
 pub const TOOLS: [&str; 7] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, LIST, UNLOCK, AUDIT];
@@ -401,6 +403,13 @@ impl Env {
             cmd.env(k, v);
         }
         run_command(cmd, None)
+    }
+
+    /// `mb-2fa-store init`, which must succeed: an empty store (and key)
+    /// for tests that set a policy before anyone enrolls.
+    #[track_caller]
+    pub fn init(&self) {
+        self.run(STORE, ["init", "--json"]).ok_json();
     }
 
     /// `mb-2fa-enable --json --qr none --email E [extra...]`, which must

@@ -427,6 +427,49 @@ pub const TOOLS: &[Tool] = &[
             "pam_exec(8)",
         ],
     },
+    Tool {
+        name: "mb-2fa-store",
+        command: mb_2fa_store::command,
+        exit: &[
+            (
+                0,
+                "`init`: the store was created. `check`: every check passed. `seal-plaintext`: the \
+                 secrets were sealed.",
+            ),
+            USAGE_EXIT,
+            (
+                5,
+                "`seal-plaintext`: the database already records a key; nothing was changed.",
+            ),
+            (
+                10,
+                "`init`: a database already exists there, or it could not be created. `check`: a \
+                 check failed (the lines say which and how to fix it). `seal-plaintext`: a secret \
+                 is not plaintext, or a storage or key error. Nothing was changed.",
+            ),
+        ],
+        audited: true,
+        extra_env: &[],
+        json: &[
+            "`init`: `db`, `key_file`, `key_fingerprint`. `check`: `checks` (each `name`, `ok`, \
+             `detail`), `healthy`. `seal-plaintext`: `sealed`, `key_file`.",
+        ],
+        examples: &[
+            ex(
+                "Create the store on a new appliance (or after deciding to start over):",
+                "sudo mb-2fa-store init",
+            ),
+            ex(
+                "Check that the store and the key can be trusted (exit 10 if not):",
+                "sudo mb-2fa-store check",
+            ),
+            ex(
+                "Seal the plaintext secrets of a version 1 database, once:",
+                "sudo mb-2fa-store seal-plaintext",
+            ),
+        ],
+        see_also: &["mb-2fa-enable", "mb-2fa-list", "sqlite3(1)"],
+    },
 ];
 
 /// The workspace version, which every tool reports with `--version`.

@@ -56,7 +56,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     };
     // Without --code no secret is read: this works without the key (break-glass).
     let mut store = if code.is_some() {
-        cli::open_unlocked(m, g, OpenMode::MustExist)?
+        cli::open_unlocked(m, g)?
     } else {
         Store::open(&g.db, OpenMode::MustExist)?
     };

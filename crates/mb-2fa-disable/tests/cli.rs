@@ -28,7 +28,7 @@ fn prompt_answer(answer: &str) -> (Option<i32>, String, bool) {
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("2fa.db");
     let email = Email::parse("tty@example.com").expect("email");
-    let mut s = store::Store::open(&db, store::OpenMode::CreateIfMissing).expect("open");
+    let mut s = store::Store::open(&db, store::OpenMode::Init).expect("open");
     s.unlock(&dir.path().join("2fa.key")).expect("key");
     let ctx = account::Ctx::new(&SystemClock, "test");
     account::enable(&mut s, &ctx, &email, "Mailborder", false).expect("enable");

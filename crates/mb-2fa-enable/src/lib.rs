@@ -13,7 +13,6 @@ use mb2fa_core::account::{self, Ctx, Enrollment};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::qr::{Matrix, Render, Style};
-use mb2fa_core::store::OpenMode;
 use mb2fa_core::{Error, Result, policy, uri};
 
 pub fn command() -> Command {
@@ -90,7 +89,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     if let Some(path) = qr_file {
         check_qr_file(path)?;
     }
-    let mut store = cli::open_unlocked(m, g, OpenMode::CreateIfMissing)?;
+    let mut store = cli::open_for_enrollment(m, g)?;
     let issuer = match explicit_issuer {
         Some(i) => i,
         None => policy::current(&mut store)?.issuer,

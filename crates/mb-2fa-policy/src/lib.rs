@@ -128,7 +128,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
                 .ok_or_else(|| Error::usage("--kind must be service or break-glass"))?;
             let reason =
                 policy::parse_reason(sub.get_one::<String>("reason").map_or("", String::as_str))?;
-            let mut store = Store::open(&g.db, OpenMode::CreateIfMissing)?;
+            let mut store = Store::open(&g.db, OpenMode::MustExist)?;
             let e = policy::exempt(&mut store, &ctx, &email, kind, &reason)?;
             Ok(Report::new()
                 .field("email", email.as_str())
@@ -267,7 +267,7 @@ fn set(m: &ArgMatches, g: &Globals, ctx: &Ctx<'_>) -> Result<Report> {
             "nothing to set: give --require-all, --grace-days, --mandatory-role, --no-mandatory-roles or --issuer",
         ));
     }
-    let mut store = Store::open(&g.db, OpenMode::CreateIfMissing)?;
+    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
     let p = policy::set(&mut store, ctx, &changes)?;
     let exemptions = policy::exemptions(&mut store)?;
     let warnings = policy::warnings(&p, &exemptions);

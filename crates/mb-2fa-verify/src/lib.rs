@@ -10,7 +10,6 @@ use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{self, SystemClock};
 use mb2fa_core::code::Code;
 use mb2fa_core::email::Email;
-use mb2fa_core::store::OpenMode;
 use mb2fa_core::{Error, Result, skew};
 
 pub fn command() -> Command {
@@ -90,7 +89,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .transpose()?
         .unwrap_or_default();
     let code = Code::parse(&raw)?;
-    let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
+    let mut store = cli::open_unlocked(m, g)?;
     // Every login runs this: one fsync per code, checkpoints now and then.
     store.defer_checkpoints();
     let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
@@ -172,7 +171,7 @@ fn resync(m: &ArgMatches, g: &Globals, email: &Email, raw: Vec<&OsString>) -> Re
     let (Some(first), Some(second)) = (codes.first(), codes.get(1)) else {
         return Err(Error::usage("--resync takes two codes"));
     };
-    let mut store = cli::open_unlocked(m, g, OpenMode::MustExist)?;
+    let mut store = cli::open_unlocked(m, g)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
     let r = account::resync(&mut store, &ctx, email, first, second)?;
     let report = Report::new()

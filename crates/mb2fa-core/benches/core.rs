@@ -175,7 +175,7 @@ fn bench_uri_and_qr(c: &mut Criterion) {
 fn store_with(n: usize) -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db: &Path = &dir.path().join("2fa.db");
-    let mut store = Store::open(db, OpenMode::CreateIfMissing).expect("open store");
+    let mut store = Store::open(db, OpenMode::Init).expect("open store");
     store.unlock(&dir.path().join("2fa.key")).expect("unlock");
     let params = TotpParams::default();
     store
@@ -217,8 +217,7 @@ fn bench_store(c: &mut Criterion) {
 /// does it minus process start-up and opening the database.
 fn bench_resident_verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store =
-        Store::open(&dir.path().join("2fa.db"), OpenMode::CreateIfMissing).expect("open store");
+    let mut store = Store::open(&dir.path().join("2fa.db"), OpenMode::Init).expect("open store");
     store.unlock(&dir.path().join("2fa.key")).expect("unlock");
     let email = Email::parse(EMAIL).expect("email");
     let start = FixedClock(NOW);

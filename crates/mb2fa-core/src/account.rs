@@ -903,8 +903,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Store, Email) {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut store =
-            Store::open(&tmp.path().join("2fa.db"), OpenMode::CreateIfMissing).expect("open");
+        let mut store = Store::open(&tmp.path().join("2fa.db"), OpenMode::Init).expect("open");
         store.unlock(&tmp.path().join("2fa.key")).expect("key");
         (
             tmp,

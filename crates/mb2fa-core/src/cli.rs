@@ -121,16 +121,28 @@ pub fn key_file_arg() -> Arg {
         .help("Key that seals the TOTP secrets (created with the first enrollment, mode 0400)")
 }
 
-/// Open the database and load the key: what every tool that reads or
-/// writes a secret does first.
-pub fn open_unlocked(m: &ArgMatches, g: &Globals, mode: OpenMode) -> Result<Store> {
-    let mut store = Store::open(&g.db, mode)?;
-    let key = m
-        .try_get_one::<PathBuf>("key-file")
+/// The key file named by `--key-file` / `MB2FA_KEY_FILE`, else the default.
+pub fn key_path(m: &ArgMatches) -> PathBuf {
+    m.try_get_one::<PathBuf>("key-file")
         .ok()
         .flatten()
         .cloned()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_PATH));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_PATH))
+}
+
+/// Open the database and load the key: what every tool that reads or
+/// writes a secret does first.
+pub fn open_unlocked(m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    store.unlock(&key_path(m))?;
+    Ok(store)
+}
+
+/// [`open_unlocked`] for `mb-2fa-enable`: on a fresh appliance (neither
+/// database nor key file) the first enrollment creates both.
+pub fn open_for_enrollment(m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let key = key_path(m);
+    let mut store = Store::open(&g.db, OpenMode::CreateIfFresh { key_file: &key })?;
     store.unlock(&key)?;
     Ok(store)
 }

@@ -97,6 +97,15 @@ pub fn seal(key: &MasterKey, secret: &Secret, email: &str, created_at: i64) -> R
     Ok(out)
 }
 
+/// Could `bytes` be a version 1 plaintext secret? Version 1 stored the raw
+/// 20-byte secret; a sealed one is at least 41 bytes and starts with the
+/// format byte. Anything outside 10..=64 bytes, or shaped like a sealed
+/// secret, is not (so `seal-plaintext` never seals sealed bytes again).
+pub fn is_plausible_plaintext(bytes: &[u8]) -> bool {
+    let looks_sealed = bytes.len() >= 1 + NONCE_LEN + 16 && bytes.first() == Some(&FORMAT_V1);
+    (10..=64).contains(&bytes.len()) && !looks_sealed
+}
+
 /// Open a sealed secret. Fails (exit 10) on a wrong key, on a secret that was
 /// moved from another account, and on any change to the stored bytes.
 pub fn open(key: &MasterKey, sealed: &[u8], email: &str, created_at: i64) -> Result<Secret> {

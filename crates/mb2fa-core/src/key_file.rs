@@ -44,6 +44,16 @@ pub fn load(path: &Path) -> Result<Option<MasterKey>> {
 /// (mode 0400) in the same, checked directory, then linked into place without
 /// replacing anything (`persist_noclobber`). If another process got there
 /// first, its key is used (after the same checks as [`load`]).
+/// Refuse early (before a database is created beside it) a key that could
+/// not be created safely: a directory that exists but is not trusted.
+pub fn check_can_create(path: &Path) -> Result<()> {
+    let dir = secure_open::parent_dir(path);
+    if dir.exists() {
+        secure_open::check_dir(&dir, secure_open::KEY)?;
+    }
+    Ok(())
+}
+
 pub fn create(path: &Path) -> Result<MasterKey> {
     let p = path.display();
     let dir = secure_open::parent_dir(path);

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod email;
 pub mod error;
 pub mod key_file;
+pub mod maintenance;
 pub mod policy;
 pub mod qr;
 pub mod secret;

@@ -12,9 +12,9 @@
 //!   sees the first's step.
 //! - Forward-only numbered migrations recorded in `PRAGMA user_version`.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::DirBuilder;
 use std::io::ErrorKind as IoErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,7 @@ use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::key_file;
 use crate::secret::Secret;
+use crate::secure_open;
 use crate::throttle;
 use crate::totp::{Algorithm, TotpParams};
 
@@ -62,20 +63,25 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The settings key holding the fingerprint of the key this database's
-/// secrets are sealed with. Its presence also means "every secret is sealed":
-/// version 1 databases (plaintext secrets) have none until the first tool that
-/// loads the key seals them, in the same transaction that records it. Sealing
-/// is a data step, not a schema version, so tools without the key still apply
-/// every later schema migration.
+/// secrets are sealed with, recorded with the first enrollment (or by
+/// `mb-2fa-store init` / `seal-plaintext`). A database with accounts but no
+/// fingerprint is never trusted: see [`Store::unlock`].
 const KEY_FINGERPRINT: &str = "key_fingerprint";
 
+/// How a tool opens the store. No tool ever turns a missing or foreign file
+/// into a new empty database except the two that create one on purpose: a
+/// lost database must never silently become "nobody is enrolled".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenMode {
-    /// Create the directory (0700) and file (0600) if missing: enrollment.
-    CreateIfMissing,
-    /// Fail with exit 10 if the database does not exist: every other tool,
-    /// so "no enrollment" is never said without a successful lookup.
+pub enum OpenMode<'a> {
+    /// Exit 10 if there is no initialised mb-2fa database: every tool but
+    /// the two below, so "no enrollment" is never said without a lookup.
     MustExist,
+    /// The first enrollment on a fresh appliance: create the database (and
+    /// its directory, 0700) only when neither it nor the key file exists. A
+    /// key without a database means the database was lost: exit 10.
+    CreateIfFresh { key_file: &'a Path },
+    /// `mb-2fa-store init`: create a new database; exit 10 if one exists.
+    Init,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,24 +201,63 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path, mode: OpenMode) -> Result<Store> {
-        if mode == OpenMode::CreateIfMissing {
-            create_file(path)?;
-        } else if !path.exists() {
+    pub fn open(path: &Path, mode: OpenMode<'_>) -> Result<Store> {
+        let p = path.display();
+        let dir = secure_open::parent_dir(path);
+        match mode {
+            OpenMode::MustExist => {}
+            OpenMode::Init => {
+                make_dir(&dir)?;
+                secure_open::check_dir(&dir, secure_open::DATABASE)?;
+                if !create_initialised(path)? {
+                    return Err(Error::storage(format!(
+                        "a database already exists at {p}: nothing was changed (check it with mb-2fa-store check)"
+                    )));
+                }
+            }
+            OpenMode::CreateIfFresh { key_file } => {
+                if std::fs::symlink_metadata(path).is_err() {
+                    if std::fs::symlink_metadata(key_file).is_ok() {
+                        return Err(lost_database(path, key_file));
+                    }
+                    key_file::check_can_create(key_file)?;
+                    make_dir(&dir)?;
+                    secure_open::check_dir(&dir, secure_open::DATABASE)?;
+                    // Another first enrollment may win the race: then use its database.
+                    create_initialised(path)?;
+                }
+            }
+        }
+        secure_open::check_dir(&dir, secure_open::DATABASE)?;
+        // SQLite's NOFOLLOW refuses a symlink anywhere in the path; only the
+        // file itself must not be one (a database directory moved to
+        // another disk and linked back is fine). So SQLite gets the real
+        // directory, checked above, and the file name.
+        let real = match (dir.canonicalize(), path.file_name()) {
+            (Ok(d), Some(name)) => d.join(name),
+            _ => path.to_path_buf(),
+        };
+        let path = real.as_path();
+        let p = path.display();
+        let Some((_file, meta)) = secure_open::open(path, secure_open::DATABASE)? else {
             return Err(Error::storage(format!(
-                "no 2FA database at {}: nothing is enrolled yet, or --db / MB2FA_DB points to the wrong file",
-                path.display()
+                "no 2FA database at {p}: on a fresh appliance enroll the first account with mb-2fa-enable or run mb-2fa-store init; else --db / MB2FA_DB points to the wrong file, or the database was lost (restore it from backup)"
             )));
-        } else if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        };
+        if meta.len() == 0 {
             // An empty file (a failed restore, a full disk) would open as an
             // empty database and answer "not enrolled": fail closed instead.
             return Err(Error::storage(format!(
-                "database {} is empty (0 bytes): restore it from backup",
-                path.display()
+                "database {p} is empty (0 bytes): restore it from backup"
             )));
         }
-        let wal_was_there = wal_path(path).exists();
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // SQLite's own files: a loose or foreign -wal/-shm is refused too.
+        let wal = wal_path(path);
+        let wal_was_there = secure_open::open(&wal, secure_open::DATABASE)?.is_some();
+        secure_open::open(&shm_path(path), secure_open::DATABASE)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, &e))?;
         let mut store = Store {
             conn,
@@ -226,7 +271,7 @@ impl Store {
         store.migrate()?;
         // Only when this run created the WAL (a reader that may not write
         // the directory creates none and has nothing to make durable).
-        if !wal_was_there && wal_path(path).exists() {
+        if !wal_was_there && wal.exists() {
             store.sync_dir()?;
         }
         Ok(store)
@@ -287,7 +332,16 @@ impl Store {
         self.conn
             .pragma_update(None, "secure_delete", true)
             .map_err(err)?;
-        // The first statement that reads the file: a non-SQLite file fails here.
+        // The first statement that reads the file: a non-SQLite file fails
+        // here, before anything could write to it.
+        if Self::user_version(&self.conn, &path)? == 0 {
+            // Every database mb-2fa makes is complete before it has a name
+            // (`create_initialised`): this one is someone else's, or blank.
+            return Err(Error::storage(format!(
+                "{} is not an initialised mb-2fa database (an SQLite file without its schema): point --db at the 2FA database or restore it from backup; nothing was changed",
+                path.display()
+            )));
+        }
         let mode: String = self
             .conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -348,26 +402,22 @@ impl Store {
         Ok(())
     }
 
-    /// Load the key (creating it if no secret was ever sealed in this
-    /// database), check it is this database's key, and seal any plaintext
-    /// secrets left by a version 1 database, all in one transaction. Needed
-    /// before any secret is read or written; a wrong or missing key is exit
-    /// 10 and changes nothing.
+    /// Load the key (creating it when the database holds no account and no
+    /// key was ever recorded, or the recorded key sealed nothing any more)
+    /// and check it is this database's key. Needed before any secret is read
+    /// or written; a wrong or missing key is exit 10 and changes nothing.
+    ///
+    /// Never seals anything: a database with accounts but no recorded key
+    /// fingerprint is refused, because a database writer can delete that
+    /// record (sealing "plaintext" then would re-seal whatever bytes they
+    /// chose). Sealing a real version 1 database is the explicit, audited
+    /// [`Store::seal_plaintext`].
     pub fn unlock(&mut self, key_path: &Path) -> Result<()> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
-        let fingerprint_in_db = |conn: &Connection| -> Result<Option<String>> {
-            conn.query_row(
-                "SELECT value FROM settings WHERE key = ?1",
-                params![KEY_FINGERPRINT],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error(&path, &e))
-        };
-        // The usual case needs no write lock: key present, matching, sealed.
+        // The usual case needs no write lock: key present and matching.
         if let Some(key) = key_file::load(key_path)? {
-            let fp = fingerprint_in_db(&self.conn)?;
+            let fp = fingerprint_in_db(&self.conn, &path)?;
             if fp.as_deref() == Some(key.fingerprint().as_str()) {
                 self.key = Some(key);
                 return Ok(());
@@ -377,7 +427,8 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let fp = fingerprint_in_db(&tx)?;
+        let fp = fingerprint_in_db(&tx, &path)?;
+        let accounts = count_accounts(&tx, &path)?;
         let key = match (key_file::load(key_path)?, &fp) {
             (Some(key), Some(fp)) if *fp != key.fingerprint() => {
                 return Err(Error::storage(format!(
@@ -387,18 +438,11 @@ impl Store {
                     path.display()
                 )));
             }
+            (_, None) if accounts > 0 => return Err(unrecorded_key(&path, accounts)),
             (Some(key), _) => key,
-            (None, Some(_)) if count_accounts(&tx, &path)? == 0 => {
-                // Nothing is sealed any more (every account was removed after
-                // the key was lost): a new key can safely take over.
-                let key = key_file::create(key_path)?;
-                tx.execute(
-                    "UPDATE settings SET value = ?2 WHERE key = ?1",
-                    params![KEY_FINGERPRINT, key.fingerprint()],
-                )
-                .map_err(err)?;
-                key
-            }
+            // Nothing is sealed (a new database, or every account was removed
+            // after the key was lost): a new key can safely take over.
+            (None, _) if accounts == 0 => key_file::create(key_path)?,
             (None, Some(fp)) => {
                 return Err(Error::storage(format!(
                     "key file {} is missing, and the secrets in {} are sealed with key {fp}: restore the key file from backup or pass --key-file (mb-2fa-disable works without it)",
@@ -406,25 +450,113 @@ impl Store {
                     path.display()
                 )));
             }
-            (None, None) => key_file::create(key_path)?,
+            (None, None) => return Err(unrecorded_key(&path, accounts)),
         };
-        if fp.is_none() {
-            // No key was ever recorded: any secret here is a version 1
-            // plaintext one. Seal them all and record the key, atomically.
-            seal_plaintext_secrets(&tx, &key, &path)?;
+        if fp.as_deref() != Some(key.fingerprint().as_str()) {
+            set_fingerprint(&tx, &key, &path)?;
+        }
+        tx.commit().map_err(err)?;
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// `mb-2fa-store seal-plaintext`: the one-time step that seals the
+    /// plaintext secrets of a version 1 database (mb-2fa built from source
+    /// before sealing existed; no package ever shipped one). Refused when a
+    /// key is already recorded, when the key file exists, or when any secret
+    /// already looks sealed, so it can never re-seal sealed bytes or seal
+    /// with a key someone else chose. Creates the key. One transaction with
+    /// its audit record (`record(n)` for `n` sealed secrets).
+    pub fn seal_plaintext(
+        &mut self,
+        key_path: &Path,
+        record: impl FnOnce(usize) -> Record,
+    ) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        if let Some(fp) = fingerprint_in_db(&tx, &path)? {
+            return Err(Error::conflict(format!(
+                "database {} already records key {fp}: its secrets are sealed; nothing was changed",
+                path.display()
+            )));
+        }
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, email, created_at, secret FROM accounts ORDER BY id")
+                .map_err(err)?;
+            let mapped = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(err)?;
+            mapped.collect::<rusqlite::Result<_>>().map_err(err)?
+        };
+        if let Some((_, email, _, _)) = rows.iter().find(|r| !crypto::is_plausible_plaintext(&r.3))
+        {
+            return Err(Error::storage(format!(
+                "the stored secret of {} in {} is not a plaintext version 1 secret (it looks sealed or damaged): refusing to seal anything; this is not a version 1 database, or it was altered: restore it from backup",
+                crate::text::escape_for_terminal(email),
+                path.display()
+            )));
+        }
+        if key_file::load(key_path)?.is_some() {
+            // A version 1 database never had a key: one beside it means its
+            // secrets were sealed once (and the fingerprint record deleted).
+            return Err(Error::storage(format!(
+                "key file {} exists, but a version 1 database never had one: refusing to seal; if it was left by an interrupted seal-plaintext of this database, move it away and run again; nothing was changed",
+                key_path.display()
+            )));
+        }
+        let key = key_file::create(key_path)?;
+        for (id, email, created_at, plain) in &rows {
+            let secret = Secret::from_bytes(plain.clone());
+            let sealed = crypto::seal(&key, &secret, email, *created_at)?;
             tx.execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)",
-                params![KEY_FINGERPRINT, key.fingerprint()],
+                "UPDATE accounts SET secret = ?2 WHERE id = ?1",
+                params![id, sealed],
             )
             .map_err(err)?;
         }
+        set_fingerprint(&tx, &key, &path)?;
+        let r = record(rows.len());
+        tx.execute(
+            "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
+            ],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
-        // Not left to a later checkpoint on the hot path: until the sealed
-        // pages reach the database file, a copy of that file alone (a careless
-        // backup) would still hold the plaintext secrets.
+        audit::send_to_syslog(std::slice::from_ref(&r));
+        // Not left to a later checkpoint: until the sealed pages reach the
+        // database file, a copy of that file alone would still hold the
+        // plaintext secrets.
         self.checkpoint();
         self.key = Some(key);
-        Ok(())
+        Ok(rows.len())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        Self::user_version(&self.conn, &self.path)
+    }
+
+    /// The recorded key fingerprint, if any.
+    pub fn recorded_fingerprint(&self) -> Result<Option<String>> {
+        fingerprint_in_db(&self.conn, &self.path)
+    }
+
+    /// SQLite's `PRAGMA quick_check`: `Ok(None)` when the file is sound,
+    /// else its first complaint.
+    pub fn quick_check(&self) -> Result<Option<String>> {
+        let first: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| db_error(&self.path, &e))?;
+        Ok((first != "ok").then_some(first))
     }
 
     /// Run `f` in a read transaction: one consistent snapshot.
@@ -541,32 +673,33 @@ fn count_accounts(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<i64> {
         .map_err(|e| db_error(path, &e))
 }
 
-/// The version 1 → sealed step: every secret still in plaintext is sealed.
-fn seal_plaintext_secrets(
-    tx: &rusqlite::Transaction<'_>,
-    key: &MasterKey,
-    path: &Path,
-) -> Result<()> {
-    let err = |e: rusqlite::Error| db_error(path, &e);
-    let rows: Vec<(i64, String, i64, Vec<u8>)> = {
-        let mut stmt = tx
-            .prepare("SELECT id, email, created_at, secret FROM accounts")
-            .map_err(err)?;
-        let mapped = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(err)?;
-        mapped.collect::<rusqlite::Result<_>>().map_err(err)?
-    };
-    for (id, email, created_at, plain) in rows {
-        let secret = Secret::from_bytes(plain);
-        let sealed = crypto::seal(key, &secret, &email, created_at)?;
-        tx.execute(
-            "UPDATE accounts SET secret = ?2 WHERE id = ?1",
-            params![id, sealed],
-        )
-        .map_err(err)?;
-    }
+fn fingerprint_in_db(conn: &Connection, path: &Path) -> Result<Option<String>> {
+    conn.query_row(
+        "SELECT value FROM settings WHERE key = ?1",
+        params![KEY_FINGERPRINT],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| db_error(path, &e))
+}
+
+fn set_fingerprint(conn: &Connection, key: &MasterKey, path: &Path) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![KEY_FINGERPRINT, key.fingerprint()],
+    )
+    .map_err(|e| db_error(path, &e))?;
     Ok(())
+}
+
+/// Accounts but no recorded key: altered by a database writer, or a
+/// version 1 database. Either way nothing is sealed or trusted.
+fn unrecorded_key(path: &Path, accounts: i64) -> Error {
+    Error::storage(format!(
+        "database {} holds {accounts} account(s) but records no key fingerprint: it was altered (restore it from backup), or it is a version 1 database with plaintext secrets (mb-2fa built from source before 0.1; then seal them once: mb-2fa-store seal-plaintext); nothing was changed",
+        path.display()
+    ))
 }
 
 fn check_not_newer(version: i64, path: &Path) -> Result<()> {
@@ -579,37 +712,88 @@ fn check_not_newer(version: i64, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Create the parent directory (0700) and an empty database file (0600) so
-/// SQLite never creates them with the umask's looser modes. SQLite gives its
-/// WAL and SHM files the database file's mode.
-fn create_file(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                Error::storage(format!(
-                    "cannot create directory {}: {e}; create it (mode 0700) or choose another --db",
-                    dir.display()
-                ))
-            })?;
+/// Create the database's directory (0700, and any missing parent) so it is
+/// never made with the umask's looser mode.
+fn make_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
     }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::storage(format!(
+                "cannot create directory {}: {e}; create it (mode 0700) or choose another --db",
+                dir.display()
+            ))
+        })
+}
+
+/// Build a complete database (every migration, `user_version` set) in a
+/// private temporary file (0600) beside `path`, then link it into place
+/// without replacing anything. So a database at `path` is always an
+/// initialised one: a crash leaves no half-made file there, and a file a
+/// tool finds with `user_version` 0 was not made by mb-2fa. `Ok(false)`:
+/// another process created `path` first (its database is used instead).
+fn create_initialised(path: &Path) -> Result<bool> {
+    let dir = secure_open::parent_dir(path);
+    let p = path.display();
+    let io = |e: std::io::Error| {
+        Error::storage(format!(
+            "cannot create database {p}: {e}; check the directory's owner and mode, or choose another --db"
+        ))
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".2fa-new-")
+        .suffix(".db")
+        .tempfile_in(&dir)
+        .map_err(io)?;
     {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == IoErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::storage(format!(
-            "cannot create database {}: {e}; check the directory's owner and mode, or choose another --db",
-            path.display()
-        ))),
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn =
+            Connection::open_with_flags(tmp.path(), flags).map_err(|e| db_error(path, &e))?;
+        let err = |e: rusqlite::Error| db_error(path, &e);
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let tx = conn.transaction().map_err(err)?;
+        for sql in MIGRATIONS {
+            tx.execute_batch(sql).map_err(err)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
     }
+    tmp.as_file().sync_all().map_err(io)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+            Ok(true)
+        }
+        Err(e) if e.error.kind() == IoErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(e.error)),
+    }
+}
+
+/// The key exists, the database does not: it was lost (or `--db` is wrong).
+/// Creating an empty one would give every account a fresh grace period and
+/// answer "not enrolled" for everyone.
+fn lost_database(path: &Path, key_file: &Path) -> Error {
+    Error::storage(format!(
+        "no 2FA database at {}, but key file {} exists: the database was lost or --db / MB2FA_DB points to the wrong file; restore it from backup (nothing was created; to start over with an empty store: mb-2fa-store init)",
+        path.display(),
+        key_file.display()
+    ))
+}
+
+fn shm_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-shm");
+    PathBuf::from(name)
 }
 
 /// Turn an SQLite error into a one-line exit-10 message naming the file and
@@ -1183,7 +1367,7 @@ mod tests {
     fn creates_dir_0700_and_file_0600_and_wal() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("sub/dir/2fa.db");
-        let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        let mut store = Store::open(&path, OpenMode::Init).expect("open");
         assert_eq!(
             Store::user_version(&store.conn, &path).expect("v"),
             SCHEMA_VERSION
@@ -1218,6 +1402,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let junk = tmp.path().join("junk.db");
         std::fs::write(&junk, vec![b'x'; 4096]).expect("write");
+        std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let err = Store::open(&junk, OpenMode::MustExist).expect_err("junk");
         assert_eq!(err.exit_code(), 10);
         assert!(
@@ -1232,6 +1417,7 @@ mod tests {
             c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
                 .expect("set");
         }
+        std::fs::set_permissions(&newer, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let err = Store::open(&newer, OpenMode::MustExist).expect_err("newer");
         assert_eq!(err.exit_code(), 10);
         assert!(err.message().contains("newer"), "{}", err.message());
@@ -1243,10 +1429,51 @@ mod tests {
     }
 
     #[test]
+    fn only_init_and_a_fresh_first_enrollment_create_a_database() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("2fa.db");
+        let key = tmp.path().join("2fa.key");
+        std::fs::write(&key, [0u8; 32]).expect("key");
+        let err = Store::open(&path, OpenMode::CreateIfFresh { key_file: &key })
+            .expect_err("key without database");
+        assert_eq!(err.exit_code(), 10);
+        assert!(err.message().contains("was lost"), "{}", err.message());
+        assert!(!path.exists(), "nothing created");
+        std::fs::remove_file(&key).expect("rm");
+        drop(Store::open(&path, OpenMode::CreateIfFresh { key_file: &key }).expect("fresh"));
+        let err = Store::open(&path, OpenMode::Init).expect_err("init twice");
+        assert!(
+            err.message().contains("already exists"),
+            "{}",
+            err.message()
+        );
+
+        // A valid SQLite file without our schema is foreign, not "empty".
+        let blank = tmp.path().join("blank.db");
+        Connection::open(&blank)
+            .expect("open")
+            .execute_batch("PRAGMA page_size=4096; VACUUM;")
+            .expect("vacuum");
+        std::fs::set_permissions(&blank, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let err = Store::open(&blank, OpenMode::MustExist).expect_err("blank");
+        assert_eq!(err.exit_code(), 10);
+        assert!(
+            err.message().contains("not an initialised mb-2fa database"),
+            "{}",
+            err.message()
+        );
+        let left = tmp.path().read_dir().expect("ls").count();
+        assert_eq!(
+            left, 4,
+            "no temporary file left behind (db, wal, shm, blank)"
+        );
+    }
+
+    #[test]
     fn failed_write_rolls_back() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("2fa.db");
-        let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        let mut store = Store::open(&path, OpenMode::Init).expect("open");
         store.unlock(&tmp.path().join("2fa.key")).expect("key");
         let secret = Secret::from_bytes(vec![7; 20]);
         let r: Result<()> = store.write(|tx| {
@@ -1268,7 +1495,7 @@ mod tests {
     fn audit_trail_is_append_only() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("2fa.db");
-        let mut store = Store::open(&path, OpenMode::CreateIfMissing).expect("open");
+        let mut store = Store::open(&path, OpenMode::Init).expect("open");
         store
             .write(|tx| {
                 tx.append_audit(Record {
@@ -1289,7 +1516,7 @@ mod tests {
     }
 
     #[test]
-    fn version_1_fixture_is_sealed_in_one_step() {
+    fn version_1_fixture_is_sealed_only_by_seal_plaintext() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("2fa.db");
         let fixture = concat!(
@@ -1297,6 +1524,7 @@ mod tests {
             "/../../tests/fixtures/schema-v1/2fa.db"
         );
         std::fs::copy(fixture, &path).expect("copy fixture");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let plain: Vec<Vec<u8>> = {
             let c = Connection::open(&path).expect("open");
             let v: i64 = c
@@ -1329,10 +1557,34 @@ mod tests {
                 .expect("row");
             assert_eq!(first, plain[0], "still plaintext before the key is loaded");
         }
+        let key = tmp.path().join("2fa.key");
         let mut store = Store::open(&path, OpenMode::MustExist).expect("open");
-        store
-            .unlock(&tmp.path().join("2fa.key"))
-            .expect("unlock seals");
+        let err = store.unlock(&key).expect_err("unlock never seals");
+        assert_eq!(err.exit_code(), 10);
+        assert!(
+            err.message().contains("seal-plaintext"),
+            "{}",
+            err.message()
+        );
+        assert!(!key.exists(), "a refused unlock creates no key");
+        let record = |n: usize| Record {
+            at: 1,
+            tool: "mb-2fa-store".into(),
+            action: "seal-plaintext".into(),
+            email: None,
+            outcome: "ok".into(),
+            actor: "test".into(),
+            detail: format!("{n} secrets sealed"),
+        };
+        assert_eq!(store.seal_plaintext(&key, record).expect("seal"), 3);
+        let again = store.seal_plaintext(&key, record).expect_err("only once");
+        assert!(
+            again.message().contains("already records key"),
+            "{}",
+            again.message()
+        );
+        let mut store = Store::open(&path, OpenMode::MustExist).expect("open");
+        store.unlock(&key).expect("the recorded key opens it");
         assert_eq!(
             Store::user_version(&store.conn, &path).expect("v"),
             SCHEMA_VERSION

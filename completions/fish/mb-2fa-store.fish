@@ -1,0 +1,55 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mb_2fa_store_global_optspecs
+    string join \n db= json q/quiet key-file= h/help V/version
+end
+
+function __fish_mb_2fa_store_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mb_2fa_store_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mb_2fa_store_using_subcommand
+    set -l cmd (__fish_mb_2fa_store_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s V -l version -d 'Print version'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "init" -d 'Create a new, empty store (refuses if one exists)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "check" -d 'Check that the store can be trusted (exit 10 if not)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "seal-plaintext" -d 'Seal the plaintext secrets of a version 1 database, once'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -s h -l help -d 'Print help'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -s h -l help -d 'Print help'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -s h -l help -d 'Print help'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand help; and not __fish_seen_subcommand_from init check seal-plaintext help" -f -a "init" -d 'Create a new, empty store (refuses if one exists)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand help; and not __fish_seen_subcommand_from init check seal-plaintext help" -f -a "check" -d 'Check that the store can be trusted (exit 10 if not)'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand help; and not __fish_seen_subcommand_from init check seal-plaintext help" -f -a "seal-plaintext" -d 'Seal the plaintext secrets of a version 1 database, once'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand help; and not __fish_seen_subcommand_from init check seal-plaintext help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,118 @@
+//! `mb-2fa-store`: the store itself. `init` creates it on purpose (no other
+//! tool but the first enrollment on a fresh appliance ever creates one),
+//! `check` says whether it can be trusted, `seal-plaintext` seals a version 1
+//! database once.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, Command};
+use mb2fa_core::account::Ctx;
+use mb2fa_core::cli::{self, Globals, Report};
+use mb2fa_core::clock::SystemClock;
+use mb2fa_core::maintenance;
+use mb2fa_core::store::{OpenMode, Store};
+use mb2fa_core::{Error, Result};
+use serde_json::json;
+
+const TOOL: &str = "mb-2fa-store";
+
+pub fn command() -> Command {
+    cli::command(
+        TOOL,
+        "Create and check the 2FA store, and seal a version 1 database once",
+    )
+    .long_about(
+        "Create and check the 2FA store.\n\n\
+         init: create a new, empty database (directory 0700, file 0600) and record the key \
+         (created if missing). Refuses if a database exists. Only this and the first enrollment \
+         on a fresh appliance (no key file, no database) create a store: a tool that finds the key \
+         but no database says the database was lost (exit 10).\n\n\
+         check: one line per check (file owner and mode, schema version, SQLite integrity, the key \
+         matches the recorded fingerprint, every secret opens); exit 10 if any fails.\n\n\
+         seal-plaintext: seal the plaintext secrets of a version 1 database (mb-2fa built from \
+         source before secrets were sealed), once, in one audited transaction. Refused when the \
+         database already records a key or any secret already looks sealed.",
+    )
+    .subcommand_required(true)
+    .arg(cli::key_file_arg().global(true))
+    .subcommand(Command::new("init").about("Create a new, empty store (refuses if one exists)"))
+    .subcommand(Command::new("check").about("Check that the store can be trusted (exit 10 if not)"))
+    .subcommand(
+        Command::new("seal-plaintext")
+            .about("Seal the plaintext secrets of a version 1 database, once"),
+    )
+    .after_help(
+        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json",
+    )
+}
+
+/// Run the tool on `args` (program name first) and return its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    cli::run(command(), args, execute)
+}
+
+fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    match m.subcommand() {
+        Some(("init", sub)) => init(sub, g),
+        Some(("check", sub)) => check(sub, g),
+        Some(("seal-plaintext", sub)) => seal(sub, g),
+        _ => Err(Error::usage(
+            "a subcommand is required: init, check or seal-plaintext",
+        )),
+    }
+}
+
+fn init(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = cli::key_path(m);
+    let store = maintenance::init(&g.db, &key)?;
+    let fp = store.recorded_fingerprint()?.unwrap_or_default();
+    Ok(Report::new()
+        .field("db", g.db.display().to_string())
+        .field("key_file", key.display().to_string())
+        .field("key_fingerprint", fp.clone())
+        .line(format!(
+            "Created an empty 2FA store at {} with key {} ({fp}).",
+            g.db.display(),
+            key.display()
+        ))
+        .line("Back up the key file: without it no secret can be opened."))
+}
+
+fn check(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = cli::key_path(m);
+    let checks = maintenance::check(&g.db, &key);
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    let mut report = Report::new().field(
+        "checks",
+        checks
+            .iter()
+            .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
+            .collect::<Vec<_>>(),
+    );
+    for c in &checks {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        report = report.line(format!("{mark} {:<9} {}", c.name, c.detail));
+    }
+    report = report.field("healthy", failed == 0);
+    if failed > 0 {
+        // Like `policy check`'s deny: the answer is the exit code, and the
+        // lines above say which check failed and how to fix it.
+        report = report.exit(10);
+    }
+    Ok(report)
+}
+
+fn seal(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = cli::key_path(m);
+    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let ctx = Ctx::new(&SystemClock, TOOL);
+    let n = maintenance::seal_plaintext(&mut store, &ctx, &key)?;
+    Ok(Report::new()
+        .field("sealed", n)
+        .field("key_file", key.display().to_string())
+        .line(format!(
+            "Sealed {n} plaintext secret(s) with key {}. Back up the key file.",
+            key.display()
+        )))
+}

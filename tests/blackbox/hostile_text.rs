@@ -2,7 +2,7 @@
 //! would break a pasted command line, are refused (exit 2) before anything
 //! is stored; canonically equal spellings are one account.
 
-use mb2fa_tests::{ENABLE, Env, VERIFY};
+use mb2fa_tests::{DISABLE, ENABLE, Env, LIST, VERIFY};
 
 #[test]
 fn look_alike_account_names_are_refused() {
@@ -84,4 +84,76 @@ fn shell_metacharacters_in_an_email_are_refused() {
     }
     assert!(!marker.exists());
     assert!(!env.db.exists(), "nothing was stored");
+}
+
+/// Parse errors never quote what may be a code (issue 12 item 9) and never
+/// echo a terminal escape (item 10): extra values, a third resync code,
+/// a second backup code, an escape-laden option.
+#[test]
+fn parse_errors_quote_no_code_and_no_escape() {
+    let env = Env::new();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            VERIFY,
+            vec!["--email", "a@example.com", "--code", "492039", "582913"],
+            "582913",
+        ),
+        (
+            VERIFY,
+            vec![
+                "--email",
+                "a@example.com",
+                "--resync",
+                "111111",
+                "222222",
+                "333333",
+            ],
+            "333333",
+        ),
+        (
+            DISABLE,
+            vec![
+                "--json",
+                "--email",
+                "a@example.com",
+                "--code",
+                "2C87-QC97-5JZ7",
+                "7K3M-QC97-5JZ8",
+            ],
+            "7K3M",
+        ),
+        (
+            DISABLE,
+            vec![
+                "--email",
+                "a@example.com",
+                "--code",
+                "2c87-qc97-5jz7",
+                "7k3m-qc97-5jz8",
+            ],
+            "7k3m",
+        ),
+        (VERIFY, vec!["--email", "--\u{1b}]0;pwned\u{7}"], "pwned"),
+        (LIST, vec!["--\u{9b}31mx"], "31m"),
+    ];
+    for (tool, args, secret) in cases {
+        let run = env.run(tool, &args);
+        assert_eq!(run.code, 2, "{run}");
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{secret} echoed\n{run}"
+        );
+        for text in [&run.stdout, &run.stderr] {
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "a raw control character reached the terminal\n{run}"
+            );
+        }
+    }
+    // A plain misspelt option is still named, with the suggestion.
+    let run = env.run(VERIFY, ["--emial", "a@example.com"]);
+    assert!(
+        run.stderr.contains("--emial") && run.stderr.contains("--email"),
+        "{run}"
+    );
 }

@@ -448,3 +448,62 @@ fn after_the_lock_runs_out_the_right_code_works_and_the_next_lock_doubles() {
     env.verify_json(BOB, &totp_now(&bob, 0))
         .fail_json(4, "locked");
 }
+
+/// Every mode that evaluates a code has the lockout's say (issue 12 item
+/// 2): wrong codes through `--resync` and `disable --code` count, and while
+/// locked `--resync` and `--diagnose` evaluate nothing.
+#[test]
+fn resync_disable_and_diagnose_count_wrong_codes_and_respect_the_lock() {
+    let env = Env::new();
+    let (secret, _) = active(&env, ALICE);
+    let wrong = wrong_codes(&secret, 6);
+    let run = env.run(
+        VERIFY,
+        ["--json", "--email", ALICE, "--resync", &wrong[0], &wrong[1]],
+    );
+    run.fail_json(1, "rejected");
+    assert_eq!(
+        lock_state(&env, ALICE).0,
+        1,
+        "a failed resync counts\n{run}"
+    );
+    let run = env.run(
+        DISABLE,
+        ["--json", "--yes", "--email", ALICE, "--code", &wrong[2]],
+    );
+    run.fail_json(1, "rejected");
+    assert_eq!(lock_state(&env, ALICE).0, 2, "{run}");
+    let run = env.run(
+        VERIFY,
+        [
+            "--json",
+            "--diagnose",
+            "--email",
+            ALICE,
+            "--code",
+            &wrong[3],
+        ],
+    );
+    run.ok_json();
+    assert_eq!(lock_state(&env, ALICE).0, 3, "{run}");
+    env.verify_json(ALICE, &wrong[4]).fail_json(1, "rejected");
+    env.verify_json(ALICE, &wrong[5]).fail_json(1, "rejected");
+    let locked = lock_state(&env, ALICE);
+    assert!(locked.1.is_some(), "locked after 5");
+    let good = [totp_now(&secret, 0), totp_now(&secret, 1)];
+    let run = env.run(
+        VERIFY,
+        ["--json", "--email", ALICE, "--resync", &good[0], &good[1]],
+    );
+    run.fail_json(4, "locked");
+    let run = env.run(
+        VERIFY,
+        ["--json", "--diagnose", "--email", ALICE, "--code", &good[0]],
+    );
+    run.fail_json(4, "locked");
+    assert_eq!(
+        lock_state(&env, ALICE),
+        locked,
+        "attempts while locked changed the lock"
+    );
+}

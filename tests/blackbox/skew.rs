@@ -42,7 +42,10 @@ fn a_phone_90_s_behind_is_rejected_diagnosed_and_resynced() {
     assert!(advice.contains("automatic date & time"), "{advice}");
     let human = env.run(VERIFY, ["--diagnose", "--email", ALICE, "--code", &code]);
     assert_eq!(human.code, 0, "{human}");
-    assert!(human.stdout.contains("nothing was changed"), "{human}");
+    assert!(
+        human.stdout.contains("nothing accepted or spent"),
+        "{human}"
+    );
     assert!(human.stdout.contains(" s behind"), "{human}");
     assert_eq!(env.accounts(), before, "diagnose changed an account");
 
@@ -134,7 +137,7 @@ fn resync_refuses_codes_that_are_not_consecutive() {
 }
 
 #[test]
-fn diagnose_tells_replays_and_wrong_accounts_and_changes_nothing() {
+fn diagnose_tells_replays_and_wrong_accounts_counts_wrong_codes_and_respects_the_lock() {
     let env = Env::new();
     let e = env.enroll(ALICE);
     let now_code = phone(&e.secret, 0);
@@ -162,48 +165,63 @@ fn diagnose_tells_replays_and_wrong_accounts_and_changes_nothing() {
             .contains("already used")
     );
 
-    // A code of another enrollment (the wrong account in the app).
+    assert_eq!(
+        env.accounts(),
+        before,
+        "a spent code is no guess: nothing counted"
+    );
+
+    // A code of another enrollment (the wrong account in the app): said,
+    // and counted as a wrong code (issue 12 item 2: no unthrottled oracle).
     let other = Env::new().enroll("bob@example.com");
-    let d = env
-        .run(
+    let diagnose = |code: &str, minutes: &str| {
+        env.run(
             VERIFY,
             [
                 "--json",
                 "--diagnose",
+                "--diagnose-minutes",
+                minutes,
                 "--email",
                 ALICE,
                 "--code",
-                &phone(&other.secret, 0),
+                code,
             ],
         )
-        .ok_json();
+    };
+    let d = diagnose(&phone(&other.secret, 0), "10").ok_json();
     assert_eq!(d["finding"], "no_match", "{d}");
     let advice = d["advice"].as_str().expect("advice");
-    assert!(
-        advice.contains("matches nowhere within ±10 min"),
-        "{advice}"
-    );
+    assert!(advice.contains("matches nowhere"), "{advice}");
     assert!(advice.contains("wrong account"), "{advice}");
+    assert!(advice.contains("counted as a wrong code"), "{advice}");
+    assert_eq!(d["failed_attempts"], 1, "{d}");
 
-    // A wrong code diagnosed five times locks nothing.
+    // A code of the future beyond the window is never revealed, however
+    // far the search reaches: 25 steps ahead with a 120-minute search.
+    let d = diagnose(&oathtool_at(&e.secret, now_unix() + 25 * 30, 6), "120").ok_json();
+    assert_eq!(d["finding"], "no_match", "{d}");
+    assert_eq!(d["would_accept"], false, "{d}");
+    assert_eq!(env.account(ALICE)["failed_attempts"], 2);
+
+    // Wrong codes diagnosed lock the account like wrong codes verified...
     let wrong = wrong_code(&e.secret);
-    for _ in 0..6 {
-        env.run(
-            VERIFY,
-            ["--json", "--diagnose", "--email", ALICE, "--code", &wrong],
-        )
-        .ok_json();
+    for _ in 0..3 {
+        diagnose(&wrong, "10").ok_json();
     }
-    // A valid code diagnosed stays valid.
+    assert_ne!(env.account(ALICE)["locked_until"], serde_json::Value::Null);
+    // ...and while locked, nothing is evaluated: not even the right code.
     let next = oathtool_at(&e.secret, now_unix() + 30, 6);
-    let d = env
-        .run(
-            VERIFY,
-            ["--json", "--diagnose", "--email", ALICE, "--code", &next],
-        )
+    let run = diagnose(&next, "10");
+    assert!(run.fail_json(4, "locked").contains("locked until"), "{run}");
+    let records = env.audit(["--email", ALICE]);
+    assert_eq!(records[0]["outcome"], "locked", "{records:#?}");
+
+    // Unlocked, a valid code diagnosed stays valid.
+    env.run(mb2fa_tests::UNLOCK, ["--json", "--email", ALICE])
         .ok_json();
+    let d = diagnose(&next, "10").ok_json();
     assert_eq!(d["would_accept"], true, "{d}");
-    assert_eq!(env.accounts(), before, "diagnose changed an account");
     env.verify_json(ALICE, &next).ok_json();
 }
 

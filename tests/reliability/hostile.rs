@@ -538,6 +538,12 @@ fn token_pool(e: &Enrolled) -> Vec<OsString> {
         "",
         " ",
         "\u{202e}",
+        "--\u{1b}]0;pwned\u{7}",
+        "\u{1b}[2J\u{1b}[H",
+        "\u{9b}31m",
+        "a\u{7f}b\rc",
+        "--email\u{2028}x",
+        "-\u{1b}",
         "' OR 1=1 --",
         "%s%n",
         "../../etc/passwd",
@@ -678,6 +684,88 @@ fn random_argument_vectors_never_panic() {
             "{} tools x {per_tool} vectors: no panic, {}",
             ALL_TOOLS.len(),
             summary.join(", ")
+        ),
+    );
+}
+
+/// What a database writer plants in stored text (issue 12 item 10): an
+/// account name, an issuer, an audit detail and actor, an exemption reason
+/// with ESC sequences, C1 controls, DEL, bidi overrides and line
+/// separators. No listing shows them raw, in human text or in JSON, and the
+/// JSON still decodes to the stored value.
+#[test]
+fn stored_escapes_never_reach_the_terminal() {
+    let (env, _e) = enrolled();
+    env.run(
+        POLICY,
+        [
+            "--json",
+            "exempt",
+            "--email",
+            "svc@example.com",
+            "--kind",
+            "service",
+            "--reason",
+            "relay",
+        ],
+    )
+    .ok_json();
+    let nasty = "x\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}1m\u{7f}\u{202e}\u{2028}\r\ty";
+    let conn = env.connect();
+    conn.execute(
+        "UPDATE accounts SET issuer = ?1 WHERE email = ?2",
+        rusqlite::params![nasty, A],
+    )
+    .expect("issuer");
+    conn.execute(
+        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail) VALUES (1, ?1, ?1, ?2, ?1, ?1, ?1)",
+        rusqlite::params![nasty, format!("{nasty}@example.com")],
+    )
+    .expect("audit row");
+    conn.execute(
+        "UPDATE exemptions SET reason = ?1, created_by = ?1",
+        rusqlite::params![nasty],
+    )
+    .expect("reason");
+    drop(conn);
+    let mut runs = 0;
+    for (tool, args) in [
+        (LIST, vec![]),
+        (LIST, vec!["--json"]),
+        (LIST, vec!["--quiet"]),
+        (AUDIT, vec![]),
+        (AUDIT, vec!["--json"]),
+        (POLICY, vec!["show"]),
+        (POLICY, vec!["--json", "show"]),
+    ] {
+        let run = env.run(tool, &args);
+        no_panic(&run);
+        assert_eq!(run.code, 0, "{run}");
+        if args.contains(&"--json") {
+            assert!(
+                run.stdout.contains("pwned"),
+                "the value is shown, escaped\n{run}"
+            );
+            let doc: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+            fn holds(v: &serde_json::Value, want: &str) -> bool {
+                match v {
+                    serde_json::Value::String(s) => s.contains(want),
+                    serde_json::Value::Array(a) => a.iter().any(|v| holds(v, want)),
+                    serde_json::Value::Object(o) => o.values().any(|v| holds(v, want)),
+                    _ => false,
+                }
+            }
+            assert!(
+                holds(&doc, nasty),
+                "JSON decodes to the stored value\n{run}"
+            );
+        }
+        runs += 1;
+    }
+    figure(
+        "hostile stored text",
+        format!(
+            "{runs} listings of planted ESC/C1/DEL/bidi/U+2028 values: none raw on stdout or stderr"
         ),
     );
 }

@@ -818,3 +818,80 @@ fn four_first_enrollments_at_once_on_a_new_database() {
         format!("{rounds} new databases, 4 enrollments at once each: all stored, no busy error"),
     );
 }
+
+/// A regeneration of the backup codes racing a verification of an old one
+/// (issue 12 item 6): the old code is accepted only if its spend committed
+/// before the new batch, and a new batch is never touched by the spend of an
+/// old code (row ids of the new batch reuse the old ones).
+#[test]
+fn a_revoked_backup_code_never_works_after_the_regeneration() {
+    let trials = rounds(DEFAULT_ROUNDS);
+    let mut rng = Rng::for_test("a_revoked_backup_code_never_works_after_the_regeneration");
+    let mut accepted_before = 0;
+    let mut rejected = 0;
+    let probe = Env::new();
+    let p = probe.enroll(A);
+    probe.activate(&p);
+    let mut regen_time = std::time::Duration::ZERO;
+    for trial in 0..trials {
+        if trial % 5 == 0 {
+            regen_time =
+                crate::support::time_one(probe.command(BACKUP_CODES, ["--json", "--email", A]));
+        }
+        let env = Env::new();
+        let e = env.enroll(A);
+        env.activate(&e);
+        let old = e.backup_codes[trial % 10].clone();
+        let mut regen = env.command(BACKUP_CODES, ["--json", "--email", A]);
+        let regen_child = mb2fa_tests::spawn(&mut regen, false);
+        let wait = regen_time.as_micros() as u64 * (40 + rng.below(70)) / 100;
+        std::thread::sleep(std::time::Duration::from_micros(wait));
+        let verify = env.verify_json(A, &old);
+        let regen = mb2fa_tests::finish(regen_child, "mb-2fa-backup-codes".into());
+        let new_codes = regen.ok_json()["backup_codes"]
+            .as_array()
+            .expect("backup_codes")
+            .len();
+        assert_eq!(new_codes, 10);
+        let conn = open(&env.db);
+        let order: Vec<String> = audit_rows(&conn)
+            .into_iter()
+            .filter(|r| r["action"] != "'diagnose'")
+            .map(|r| format!("{} {}", r["action"], r["outcome"]))
+            .collect();
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM backup_codes WHERE used_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        let ctx = format!("trial {trial}, verify after {wait} us\n{verify}\n{order:#?}");
+        match verify.code {
+            0 => {
+                // Its spend must precede the regeneration in commit order.
+                let spent = order
+                    .iter()
+                    .position(|o| o == "'verify' 'accepted'")
+                    .expect("the accepted verify is audited");
+                let regenerated = order
+                    .iter()
+                    .position(|o| o == "'backup_codes' 'ok'")
+                    .expect("the regeneration is audited");
+                assert!(spent < regenerated, "a revoked code was accepted: {ctx}");
+                accepted_before += 1;
+            }
+            1 => rejected += 1,
+            _ => panic!("unexpected exit: {ctx}"),
+        }
+        assert_eq!(left, 10, "the new batch lost a code: {ctx}");
+        // And the old code never works now.
+        env.verify_json(A, &old).fail_json(1, "rejected");
+    }
+    figure(
+        "revoked backup codes",
+        format!(
+            "{trials} regenerations raced by a verify of an old code: {accepted_before} spent before the new batch, {rejected} refused, 0 accepted after it"
+        ),
+    );
+}

@@ -128,12 +128,34 @@ pub fn figure(test: &str, text: impl AsRef<str>) {
 /// Assert a run did not panic (Rust's exit 101, or a panic message).
 #[track_caller]
 pub fn no_panic(run: &Run) {
+    no_raw_controls(run);
     assert_ne!(run.code, 101, "the tool panicked\n{run}");
     assert!(!run.stderr.contains("panicked"), "the tool panicked\n{run}");
     assert!(
         SPEC_EXIT_CODES.contains(&run.code),
         "exit code outside the spec's table\n{run}"
     );
+}
+
+/// What a terminal would act on: controls but the newline (ESC, BEL, CR,
+/// DEL, C1 such as CSI U+009B), bidi controls and line separators. None may
+/// reach stdout or stderr, whatever the input (an argument clap rejected, a
+/// stored value a database writer planted): the tools show them escaped.
+pub fn is_terminal_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{200b}' | '\u{feff}'
+            | '\u{e0000}'..='\u{e007f}')
+}
+
+/// No [`is_terminal_unsafe`] character on stdout or stderr.
+#[track_caller]
+pub fn no_raw_controls(run: &Run) {
+    for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        if let Some(c) = text.chars().find(|c| is_terminal_unsafe(*c)) {
+            panic!("a raw U+{:04X} reached {name}\n{run}", u32::from(c));
+        }
+    }
 }
 
 /// Run `cmd`; `None` if it was still running after `limit` (it is then

@@ -342,6 +342,11 @@ impl Env {
         cmd.env_remove("MB2FA_DB")
             .env_remove("NO_COLOR")
             .env_remove("SUDO_USER")
+            // Tests may run under sudo; the tools would take that as a
+            // front end's delegated call and refuse --db.
+            .env_remove("SUDO_UID")
+            .env_remove("SUDO_GID")
+            .env_remove("SUDO_COMMAND")
             .env("MB2FA_KEY_FILE", &self.key)
             // Tests must not write into the machine's syslog.
             .env("MB2FA_SYSLOG_SOCKET", "")

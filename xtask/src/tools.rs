@@ -116,8 +116,10 @@ pub const TOOLS: &[Tool] = &[
             (
                 0,
                 "The code was accepted (a backup code is now spent), the clock drift was \
-                 re-synchronised, or the diagnosis ran (`--diagnose` always exits 0 when it could \
-                 read the account).",
+                 re-synchronised, or the diagnosis ran (`--diagnose` exits 0 when it could read \
+                 the account and it is not locked; a code it finds nowhere, or an unknown backup \
+                 code, is counted as a wrong code; codes of the future beyond the window are \
+                 never searched).",
             ),
             (
                 1,
@@ -133,7 +135,8 @@ pub const TOOLS: &[Tool] = &[
             (
                 4,
                 "The account is locked after 5 wrong codes in a row (30 s, doubling with each \
-                 further failure up to 1 h); the code was not looked at. See `mb-2fa-unlock`(8).",
+                 further failure up to 1 h); the code was not looked at, also not by `--resync` \
+                 or `--diagnose`. See `mb-2fa-unlock`(8).",
             ),
             STORAGE_EXIT,
         ],
@@ -376,7 +379,13 @@ pub const TOOLS: &[Tool] = &[
                 10,
                 "Storage error: the database could not be read or written.",
             ),
-            (10, "`check`: keep the user out (fail closed)."),
+            (
+                10,
+                "`check`: keep the user out (fail closed). A front end MUST treat every exit \
+                 status other than 0 and 6 as deny: allow (6) and a storage error (10) are both \
+                 non-zero, so `if ...; then` or `|| allow` would let a broken store in. A tested \
+                 snippet is `packaging/examples/login-check.sh` (also in the README).",
+            ),
         ],
         audited: true,
         extra_env: &[],

@@ -38,12 +38,17 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .map(|c| c.formatted().to_string())
         .collect();
     let mut report = Report::new()
+        .if_undelivered(format!(
+            "new backup codes for {email} were made and the old ones revoked, but the new ones were not delivered; make another set with: mb-2fa-backup-codes --email {email}"
+        ))
         .field("email", email.as_str())
         .field("backup_codes", codes.clone());
     if !g.quiet {
-        report = report.line(format!(
-            "New backup codes for {email}; the old ones no longer work.\nEach works once; store them offline; they are not shown again:"
-        ));
+        report = report
+            .line(format!(
+                "New backup codes for {email}; the old ones no longer work."
+            ))
+            .line("Each works once; store them offline; they are not shown again:");
     }
     for c in &codes {
         report = report.line(if g.quiet { c.clone() } else { format!("  {c}") });

@@ -5,12 +5,12 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use mb2fa_core::Result;
 use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::code::Code;
 use mb2fa_core::store::{OpenMode, Store};
-use mb2fa_core::{Error, Result};
 
 pub fn command() -> Command {
     cli::command("mb-2fa-disable", "Remove an account's 2FA secret and backup codes (emergency path)")
@@ -61,20 +61,22 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         Store::open(&g.db, OpenMode::MustExist)?
     };
     let ctx = Ctx::new(&SystemClock, "mb-2fa-disable");
-    let Some(state) = account::state(&mut store, &email)? else {
-        // Nothing to confirm: let the core record the attempt and say exit 3.
-        account::disable(&mut store, &ctx, &email, None)?;
-        return Err(Error::not_enrolled(email.as_str()));
+    let Some(shown) = account::state(&mut store, &email)? else {
+        // Nothing to confirm: record the attempt, exit 3.
+        return Err(account::disable_not_enrolled(&mut store, &ctx, &email));
     };
     cli::confirm(
         g,
         m.get_flag("yes"),
         &format!(
             "Remove 2FA ({}) for {email}? Its secret and backup codes are deleted; it must enroll again.",
-            state.as_str()
+            shown.state.as_str()
         ),
     )?;
-    account::disable(&mut store, &ctx, &email, code.as_ref())?;
+    match &code {
+        Some(code) => account::disable(&mut store, &ctx, &email, Some(code))?,
+        None => account::disable_shown(&mut store, &ctx, &email, &shown)?,
+    }
     let report = Report::new()
         .field("email", email.as_str())
         .field("disabled", true);

@@ -89,16 +89,33 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     if let Some(path) = qr_file {
         check_qr_file(path)?;
     }
-    let mut store = cli::open_for_enrollment(m, g)?;
-    let issuer = match explicit_issuer {
-        Some(i) => i,
-        None => policy::current(&mut store)?.issuer,
+    // Every output exists before the enrollment does: a QR file that cannot
+    // be made stops the run with nothing enrolled.
+    let mut qr_out = qr_file.map(|p| create_qr_file(p)).transpose()?;
+    let enrolled = enroll(m, g, &email, explicit_issuer, force);
+    let (e, matrix) = match enrolled {
+        Ok(v) => v,
+        Err(err) => {
+            if let Some(path) = qr_file {
+                drop(qr_out.take());
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(err);
+        }
     };
-    let ctx = Ctx::new(&SystemClock, "mb-2fa-enable");
-    let e = account::enable(&mut store, &ctx, &email, &issuer, force)?;
-    let matrix = Matrix::encode(&e.otpauth_uri)?;
-    if let Some(path) = qr_file {
-        write_qr_file(path, &matrix.svg())?;
+    let email_s = e.email.as_str().to_string();
+    let start_over = format!(
+        "the enrollment of {email_s} was made (pending: it has no effect until a first code is verified), but its secret and backup codes were not delivered; start over with: mb-2fa-enable --email {email_s} --force"
+    );
+    if let (Some(path), Some(f)) = (qr_file, qr_out.as_mut()) {
+        f.write_all(matrix.svg().as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|err| {
+                Error::storage(format!(
+                    "cannot write {}: {err}; {start_over}",
+                    path.display()
+                ))
+            })?;
     }
     let codes: Vec<String> = e
         .backup_codes
@@ -107,6 +124,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .collect();
     let replaced = e.replaced.map(|s| s.as_str());
     let mut report = Report::new()
+        .if_undelivered(start_over)
         .field("email", e.email.as_str())
         .field("state", "pending")
         .field("secret", e.secret.to_base32().as_str())
@@ -129,6 +147,25 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     }
     report.human = human(m, &e, &matrix, &codes, qr_file.map(PathBuf::as_path));
     Ok(report)
+}
+
+/// Open the store, apply the policy's issuer and enroll: the commit.
+fn enroll(
+    m: &ArgMatches,
+    g: &Globals,
+    email: &mb2fa_core::email::Email,
+    explicit_issuer: Option<String>,
+    force: bool,
+) -> Result<(Enrollment, Matrix)> {
+    let mut store = cli::open_for_enrollment(m, g)?;
+    let issuer = match explicit_issuer {
+        Some(i) => i,
+        None => policy::current(&mut store)?.issuer,
+    };
+    let ctx = Ctx::new(&SystemClock, "mb-2fa-enable");
+    let e = account::enable(&mut store, &ctx, email, &issuer, force)?;
+    let matrix = Matrix::encode(&e.otpauth_uri)?;
+    Ok((e, matrix))
 }
 
 fn human(
@@ -217,7 +254,7 @@ fn check_qr_file(path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    if path.exists() {
+    if std::fs::symlink_metadata(path).is_ok() {
         return Err(Error::usage(format!(
             "--qr-file {}: the file exists; choose a new name (it will hold a secret)",
             path.display()
@@ -226,18 +263,20 @@ fn check_qr_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_qr_file(path: &Path, svg: &str) -> Result<()> {
-    let mut f = OpenOptions::new()
+/// Create the QR file before anything is enrolled: a new file (never an
+/// existing one, never through a symlink), mode 0600 (it will hold the
+/// secret).
+fn create_qr_file(path: &Path) -> Result<std::fs::File> {
+    OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| {
             Error::storage(format!(
-                "cannot create {}: {e}; the enrollment was made, the QR code is on screen",
+                "--qr-file {}: cannot create it: {e}; nothing was enrolled",
                 path.display()
             ))
-        })?;
-    f.write_all(svg.as_bytes())
-        .map_err(|e| Error::storage(format!("cannot write {}: {e}", path.display())))
+        })
 }

@@ -106,7 +106,8 @@ pub fn command() -> Command {
         "Examples:\n  sudo mb-2fa-policy set --require-all on --grace-days 7 --issuer \"Mailborder - example.com\"\n  \
          sudo mb-2fa-policy exempt --email breakglass@example.com --kind break-glass --reason \"sealed envelope in the safe\"\n  \
          mb-2fa-policy check --email alice@example.com --role super-admin --json\n\n\
-         check decisions: code (exit 0), allow and setup (exit 6), deny (exit 7); storage errors exit 10.",
+         check decisions: code (exit 0), allow and setup (exit 6), deny (exit 7); storage errors exit 10.\n\
+         A front end must treat EVERY exit status other than 0 and 6 as deny (see packaging/examples/login-check.sh).",
     )
 }
 

@@ -24,7 +24,9 @@ pub fn command() -> Command {
              the database or the key cannot be read. The first good \
              TOTP code activates a pending enrollment. A backup code works once.\n\n\
              --diagnose explains why a code is or is not accepted (phone clock off, code already \
-             used, wrong account in the app) and changes nothing. --resync takes two consecutive \
+             used, wrong account in the app); it activates and spends nothing, but like a \
+             verification it is refused while the account is locked and a code that matches \
+             nowhere counts as a wrong code. --resync takes two consecutive \
              codes from a phone whose clock is off by up to 5 minutes and centres the account's \
              window on it.",
     )
@@ -46,7 +48,7 @@ pub fn command() -> Command {
             .long("diagnose")
             .action(ArgAction::SetTrue)
             .requires("code")
-            .help("Explain where the code matches and why; changes nothing (always exit 0 when the diagnosis ran)"),
+            .help("Explain where the code matches and why; accepts nothing, counts a code that matches nowhere"),
     )
     .arg(
         Arg::new("diagnose-minutes")
@@ -55,7 +57,7 @@ pub fn command() -> Command {
             .value_parser(value_parser!(i64).range(1..=120))
             .default_value("10")
             .requires("diagnose")
-            .help("How far either side of now --diagnose searches"),
+            .help("How far back --diagnose searches (ahead: never beyond the verification window)"),
     )
     .arg(
         Arg::new("resync")
@@ -227,7 +229,9 @@ fn diagnosis_report(g: &Globals, email: &Email, d: &Diagnosis) -> Report {
         None => "not locked".to_string(),
     };
     report
-        .line(format!("Diagnosis for {email} (nothing was changed):"))
+        .line(format!(
+            "Diagnosis for {email} (nothing accepted or spent):"
+        ))
         .line(format!(
             "  server time   {}, {ntp}",
             clock::rfc3339(d.server_time)

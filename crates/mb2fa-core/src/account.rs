@@ -19,7 +19,7 @@ use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::skew;
-use crate::store::{AccountSummary, Exemption, Lock, NewAccount, State, Store, Tx};
+use crate::store::{AccountSummary, EnrollmentRef, Exemption, Lock, NewAccount, State, Store, Tx};
 use crate::throttle;
 use crate::totp::{self, TotpCheck, TotpParams};
 use crate::uri;
@@ -113,7 +113,10 @@ pub fn enable(
         ))
     };
     // Fail fast, before ten argon2 hashes.
-    if let Some((_, State::Active)) = store.read(|tx| tx.account_state(email.as_str()))?
+    if let Some(EnrollmentRef {
+        state: State::Active,
+        ..
+    }) = store.read(|tx| tx.account_state(email.as_str()))?
         && !force
     {
         audit_only(
@@ -132,7 +135,7 @@ pub fn enable(
     let set = backup_codes::generate_set()?;
     let replaced = store.write(|tx| {
         let existing = tx.account_state(email.as_str())?;
-        if let Some((id, state)) = existing {
+        if let Some(EnrollmentRef { id, state, .. }) = existing {
             if state == State::Active && !force {
                 tx.append_audit(ctx.record(
                     now,
@@ -155,10 +158,13 @@ pub fn enable(
         tx.replace_backup_codes(id, &set.rows, now)?;
         let detail = match existing {
             None => format!("new pending enrollment, issuer {issuer:?}"),
-            Some((_, s)) => format!("replaced the {} enrollment, issuer {issuer:?}", s.as_str()),
+            Some(r) => format!(
+                "replaced the {} enrollment, issuer {issuer:?}",
+                r.state.as_str()
+            ),
         };
         tx.append_audit(ctx.record(now, "enable", email, "ok", detail))?;
-        Ok(Ok(existing.map(|(_, s)| s)))
+        Ok(Ok(existing.map(|r| r.state)))
     })??;
     let otpauth_uri = uri::otpauth_uri(issuer, email.as_str(), &secret, &params);
     Ok(Enrollment {
@@ -243,16 +249,63 @@ pub fn disable(store: &mut Store, ctx: &Ctx<'_>, email: &Email, code: Option<&Co
     if let Some(code) = code {
         return check_code(store, ctx, email, code, Then::Disable).map(|_| ());
     }
+    remove(store, ctx, email, None)
+}
+
+/// `mb-2fa-disable` after its confirmation: remove the enrollment that was
+/// shown (and confirmed), and only that one. If it was replaced or removed
+/// since, nothing is removed (exit 5 or 3): a new enrollment is never
+/// deleted on a confirmation given for another.
+pub fn disable_shown(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    shown: &EnrollmentRef,
+) -> Result<()> {
+    remove(store, ctx, email, Some(shown))
+}
+
+/// Record an attempt to disable an account that has no enrollment (exit 3),
+/// without calling anything that removes.
+pub fn disable_not_enrolled(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Error {
+    let recorded = ctx
+        .clock
+        .now()
+        .and_then(|now| audit_only(store, ctx, now, "disable", email, "not_enrolled", ""));
+    match recorded {
+        Ok(()) => Error::not_enrolled(email.as_str()),
+        Err(e) => e,
+    }
+}
+
+fn remove(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    shown: Option<&EnrollmentRef>,
+) -> Result<()> {
     let now = ctx.clock.now()?;
     store.write(|tx| match tx.account_state(email.as_str())? {
-        Some((id, state)) => {
-            tx.delete_account(id)?;
+        Some(current) if shown.is_some_and(|s| !s.same_as(&current)) => {
+            tx.append_audit(ctx.record(
+                now,
+                "disable",
+                email,
+                "conflict",
+                "the enrollment changed after it was shown; nothing removed",
+            ))?;
+            Ok(Err(Error::conflict(format!(
+                "the enrollment of {email} changed after it was shown (re-enrolled meanwhile): nothing was removed; run the command again"
+            ))))
+        }
+        Some(current) => {
+            tx.delete_account(current.id)?;
             tx.append_audit(ctx.record(
                 now,
                 "disable",
                 email,
                 "ok",
-                format!("removed the {} enrollment", state.as_str()),
+                format!("removed the {} enrollment", current.state.as_str()),
             ))?;
             Ok(Ok(()))
         }
@@ -413,11 +466,11 @@ fn check_backup(
     let tag = code.tag();
     // Phase 1: find the candidate (and refuse early when locked or unknown).
     let found = store.write(|tx| {
-        let Some((id, state)) = tx.account_state(email.as_str())? else {
+        let Some(enrollment) = tx.account_state(email.as_str())? else {
             tx.append_audit(ctx.record(now, action, email, "not_enrolled", "backup code"))?;
             return Ok(Err(Error::not_enrolled(email.as_str())));
         };
-        let lock = tx.lock(id)?;
+        let lock = tx.lock(enrollment.id)?;
         if throttle::is_locked(lock.locked_until, now) {
             tx.append_audit(ctx.record(
                 now,
@@ -428,9 +481,12 @@ fn check_backup(
             ))?;
             return Ok(Err(locked_error(email, lock)));
         }
-        Ok(Ok((id, state, tx.backup_code_by_tag(id, &tag)?)))
+        Ok(Ok((
+            enrollment,
+            tx.backup_code_by_tag(enrollment.id, &tag)?,
+        )))
     })?;
-    let (account_id, state, stored) = found?;
+    let (checked, stored) = found?;
     // Phase 2: one argon2 evaluation, outside the write lock, whatever happens.
     let matched = match &stored {
         Some(s) => code.matches(&s.hash).map_err(|e| in_db(store, &e))?,
@@ -439,17 +495,20 @@ fn check_backup(
             false
         }
     };
-    // Phase 3: decide and record, re-checking what may have changed meanwhile.
+    // Phase 3: decide and record on what is there now: the same enrollment
+    // (not merely the same row id), the same code row (the same salted hash,
+    // not a new batch's row with the old id), and the state at commit.
     store.write(|tx| {
-        match tx.account_state(email.as_str())? {
-            Some((id, _)) if id == account_id => {}
+        let current = match tx.account_state(email.as_str())? {
+            Some(current) if current.same_as(&checked) => current,
             _ => {
                 tx.append_audit(ctx.record(now, action, email, "rejected", "backup code; the enrollment changed meanwhile"))?;
                 return Ok(Err(Error::rejected(format!(
                     "backup code rejected for {email}: the enrollment was changed meanwhile; try again"
                 ))));
             }
-        }
+        };
+        let account_id = current.id;
         let lock = tx.lock(account_id)?;
         if throttle::is_locked(lock.locked_until, now) {
             tx.append_audit(ctx.record(now, action, email, "locked", "backup code attempt while locked; not evaluated"))?;
@@ -463,18 +522,25 @@ fn check_backup(
                 "backup code rejected for {email}: it was already used; each backup code works once"
             ))
         };
-        if stored.used {
+        let now_stored = tx.backup_code_by_tag(account_id, &tag)?;
+        let Some(now_stored) = now_stored.filter(|n| n.hash == stored.hash) else {
+            tx.append_audit(ctx.record(now, action, email, "rejected", "backup code revoked meanwhile (new codes were made); not counted as a failure"))?;
+            return Ok(Err(Error::rejected(format!(
+                "backup code rejected for {email}: the backup codes were replaced meanwhile, and this one no longer works"
+            ))));
+        };
+        if now_stored.used {
             tx.append_audit(ctx.record(now, action, email, "rejected", "backup code already used; not counted as a failure"))?;
             return Ok(Err(already_used()));
         }
-        if state == State::Pending && then == Then::Record {
+        if current.state == State::Pending && then == Then::Record {
             tx.append_audit(ctx.record(now, action, email, "rejected", "backup code while the enrollment is pending"))?;
             return Ok(Err(Error::rejected(format!(
                 "backup code rejected for {email}: the enrollment is still pending; activate it with a code from the authenticator app first"
             ))));
         }
         // Spend it only if nobody else did meanwhile.
-        if !tx.spend_backup_code(account_id, stored.id, now)? {
+        if !tx.spend_backup_code(account_id, &now_stored, now)? {
             tx.append_audit(ctx.record(now, action, email, "rejected", "backup code already used (race); not counted as a failure"))?;
             return Ok(Err(already_used()));
         }
@@ -642,34 +708,56 @@ pub fn diagnose(
     ntp: NtpStatus,
 ) -> Result<Diagnosis> {
     let now = ctx.clock.now()?;
-    let account = store.read(|tx| tx.account(email.as_str()))?;
-    let Some(account) = account else {
-        audit_only(store, ctx, now, "diagnose", email, "not_enrolled", "")?;
-        return Err(Error::not_enrolled(email.as_str()));
-    };
-    let period = i64::from(account.params.period);
-    let locked = throttle::is_locked(account.locked_until, now);
-    let finding = match code {
-        Code::Totp(digits) => {
-            let range = range_minutes * 60 / period;
-            let hits = skew::offsets_matching(&account.secret, &account.params, digits, now, range);
-            let now_step = account.params.step_at(now);
-            let used = |o: i64| account.last_step.is_some_and(|l| now_step + o <= l);
-            let in_window = |o: i64| (o - account.drift_steps).abs() <= totp::DEFAULT_WINDOW;
-            if let Some(&o) = hits.iter().find(|o| in_window(**o) && !used(**o)) {
-                Finding::Valid { offset_steps: o }
-            } else if let Some(&o) = hits.iter().find(|o| in_window(**o) && used(**o)) {
-                Finding::AlreadyUsed { offset_steps: o }
-            } else if let Some(&o) = hits.first() {
-                Finding::Skewed { offset_steps: o }
-            } else {
-                Finding::NoMatch
-            }
+    // One write transaction, like a verification: the lockout has its say,
+    // and a code that matches nowhere is counted (else --diagnose would be an
+    // unthrottled oracle for codes).
+    store.write(|tx| {
+        let Some(account) = tx.account(email.as_str())? else {
+            tx.append_audit(ctx.record(now, "diagnose", email, "not_enrolled", ""))?;
+            return Ok(Err(Error::not_enrolled(email.as_str())));
+        };
+        let lock = Lock {
+            failed_attempts: account.failed_attempts,
+            locked_until: account.locked_until,
+        };
+        if throttle::is_locked(lock.locked_until, now) {
+            tx.append_audit(ctx.record(
+                now,
+                "diagnose",
+                email,
+                "locked",
+                "diagnosis while locked; not evaluated",
+            ))?;
+            return Ok(Err(locked_error(email, lock)));
         }
-        Code::Backup(b) => {
-            let stored = store.read(|tx| tx.backup_code_by_tag(account.id, &b.tag()))?;
-            match stored {
-                Some(s) if b.matches(&s.hash).map_err(|e| in_db(store, &e))? => {
+        let period = i64::from(account.params.period);
+        let finding = match code {
+            Code::Totp(digits) => {
+                let range = range_minutes * 60 / period;
+                // The past as far as asked (a phone behind); the future only
+                // as far as a verification would look, so that no code that
+                // is not valid yet is ever revealed.
+                let future = account.drift_steps + totp::DEFAULT_WINDOW;
+                let hits: Vec<i64> =
+                    skew::offsets_matching(&account.secret, &account.params, digits, now, range)
+                        .into_iter()
+                        .filter(|o| *o <= future)
+                        .collect();
+                let now_step = account.params.step_at(now);
+                let used = |o: i64| account.last_step.is_some_and(|l| now_step + o <= l);
+                let in_window = |o: i64| (o - account.drift_steps).abs() <= totp::DEFAULT_WINDOW;
+                if let Some(&o) = hits.iter().find(|o| in_window(**o) && !used(**o)) {
+                    Finding::Valid { offset_steps: o }
+                } else if let Some(&o) = hits.iter().find(|o| in_window(**o) && used(**o)) {
+                    Finding::AlreadyUsed { offset_steps: o }
+                } else if let Some(&o) = hits.first() {
+                    Finding::Skewed { offset_steps: o }
+                } else {
+                    Finding::NoMatch
+                }
+            }
+            Code::Backup(b) => match tx.backup_code_by_tag(account.id, &b.tag())? {
+                Some(s) if b.matches(&s.hash).map_err(|e| tx.in_db(&e))? => {
                     if s.used {
                         Finding::BackupUsed
                     } else {
@@ -681,53 +769,55 @@ pub fn diagnose(
                     b.check_decoy();
                     Finding::BackupUnknown
                 }
-            }
-        }
-    };
-    let would_accept = !locked
-        && match finding {
-            Finding::Valid { .. } => true,
-            Finding::BackupValid => account.state == State::Active,
-            _ => false,
+            },
         };
-    let advice = advice(
-        email,
-        finding,
-        locked,
-        account.locked_until,
-        account.state,
-        period,
-        range_minutes,
-    );
-    audit_only(
-        store,
-        ctx,
-        now,
-        "diagnose",
-        email,
-        "ok",
-        &format!(
-            "{}{}{}",
+        let detail = format!(
+            "{}{}",
             finding.as_str(),
             finding
                 .offset_steps()
                 .map_or_else(String::new, |o| format!("; offset {o} steps")),
-            if locked { "; account locked" } else { "" }
-        ),
-    )?;
-    Ok(Diagnosis {
-        server_time: now,
-        ntp,
-        state: account.state,
-        drift_steps: account.drift_steps,
-        failed_attempts: account.failed_attempts,
-        locked_until: account.locked_until.filter(|_| locked),
-        period: account.params.period,
-        range_minutes,
-        finding,
-        would_accept,
-        advice,
-    })
+        );
+        let (failed_attempts, locked_until) =
+            if matches!(finding, Finding::NoMatch | Finding::BackupUnknown) {
+                // Counted as a wrong code (audited as a rejected diagnosis).
+                let _ = record_wrong_code(tx, ctx, now, "diagnose", email, account.id, &detail)?;
+                let after = tx.lock(account.id)?;
+                (after.failed_attempts, after.locked_until)
+            } else {
+                tx.append_audit(ctx.record(now, "diagnose", email, "ok", detail))?;
+                (account.failed_attempts, account.locked_until)
+            };
+        let locked = throttle::is_locked(locked_until, now);
+        let would_accept = !locked
+            && match finding {
+                Finding::Valid { .. } => true,
+                Finding::BackupValid => account.state == State::Active,
+                _ => false,
+            };
+        let advice = advice(
+            email,
+            finding,
+            locked,
+            locked_until,
+            account.state,
+            period,
+            range_minutes,
+        );
+        Ok(Ok(Diagnosis {
+            server_time: now,
+            ntp,
+            state: account.state,
+            drift_steps: account.drift_steps,
+            failed_attempts,
+            locked_until: locked_until.filter(|_| locked),
+            period: account.params.period,
+            range_minutes,
+            finding,
+            would_accept,
+            advice,
+        }))
+    })?
 }
 
 fn advice(
@@ -758,11 +848,11 @@ fn advice(
             )
         }
         Finding::NoMatch => format!(
-            "this code matches nowhere within ±{range_minutes} min: likely the wrong account selected in the app, or an old enrollment; check the account name in the app, or re-enroll: mb-2fa-enable --email {email} --force"
+            "this code matches nowhere in the last {range_minutes} min or now (codes of the future are not searched): likely the wrong account selected in the app, an old enrollment, or a phone clock far ahead; check the account name and the phone's clock, or re-enroll: mb-2fa-enable --email {email} --force; it was counted as a wrong code"
         ),
         Finding::BackupValid => "this is a valid, unused backup code".to_string(),
         Finding::BackupUsed => "this backup code was already used (each works once): use another, or make new ones with mb-2fa-backup-codes".to_string(),
-        Finding::BackupUnknown => "this is not one of this account's current backup codes (they may have been regenerated)".to_string(),
+        Finding::BackupUnknown => "this is not one of this account's current backup codes (they may have been regenerated); it was counted as a wrong code".to_string(),
     };
     if state == State::Pending && !matches!(finding, Finding::Valid { .. }) {
         text.push_str("; the enrollment is still pending (no code accepted yet)");
@@ -786,7 +876,7 @@ pub fn regenerate_backup_codes(
     email: &Email,
 ) -> Result<Vec<BackupCode>> {
     let now = ctx.clock.now()?;
-    let Some((id, _)) = store.read(|tx| tx.account_state(email.as_str()))? else {
+    let Some(shown) = store.read(|tx| tx.account_state(email.as_str()))? else {
         audit_only(store, ctx, now, "backup_codes", email, "not_enrolled", "")?;
         return Err(Error::not_enrolled(email.as_str()));
     };
@@ -794,8 +884,8 @@ pub fn regenerate_backup_codes(
     store.write(|tx| {
         // The enrollment may have been replaced or removed while we hashed.
         match tx.account_state(email.as_str())? {
-            Some((current, _)) if current == id => {
-                tx.replace_backup_codes(id, &set.rows, now)?;
+            Some(current) if current.same_as(&shown) => {
+                tx.replace_backup_codes(current.id, &set.rows, now)?;
                 tx.append_audit(ctx.record(
                     now,
                     "backup_codes",
@@ -821,11 +911,11 @@ pub fn regenerate_backup_codes(
 pub fn unlock(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Lock> {
     let now = ctx.clock.now()?;
     store.write(|tx| {
-        let Some((id, _)) = tx.account_state(email.as_str())? else {
+        let Some(EnrollmentRef { id, .. }) = tx.account_state(email.as_str())? else {
             tx.append_audit(ctx.record(now, "unlock", email, "not_enrolled", ""))?;
             return Ok(Err(Error::not_enrolled(email.as_str())));
         };
-        let before = tx.lock(id)?;
+        let before = tx.lock_to_clear(id)?;
         tx.clear_lock(id)?;
         let detail = if throttle::is_locked(before.locked_until, now) {
             format!(
@@ -845,10 +935,8 @@ pub fn unlock(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Lock> {
 }
 
 /// The state of an enrollment, or `None` when the email has none.
-pub fn state(store: &mut Store, email: &Email) -> Result<Option<State>> {
-    Ok(store
-        .read(|tx| tx.account_state(email.as_str()))?
-        .map(|(_, s)| s))
+pub fn state(store: &mut Store, email: &Email) -> Result<Option<EnrollmentRef>> {
+    store.read(|tx| tx.account_state(email.as_str()))
 }
 
 /// Every account, in email order, collected (for a few; see [`list_each`]).
@@ -1268,7 +1356,7 @@ mod tests {
     }
 
     #[test]
-    fn diagnose_changes_no_account_and_explains() {
+    fn diagnose_explains_counts_wrong_codes_and_respects_the_lock() {
         let (_tmp, mut store, email) = setup();
         let c = FixedClock(NOW);
         let e = enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
@@ -1290,17 +1378,6 @@ mod tests {
             (d.finding, d.would_accept),
             (Finding::Valid { offset_steps: 1 }, true)
         );
-        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 25), 10, ntp)
-            .expect("diagnose");
-        assert_eq!(d.finding, Finding::NoMatch);
-        assert!(
-            d.advice.contains("matches nowhere within ±10 min"),
-            "{}",
-            d.advice
-        );
-        let d = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 25), 15, ntp)
-            .expect("diagnose");
-        assert_eq!(d.finding, Finding::Skewed { offset_steps: 25 });
         let d = diagnose(
             &mut store,
             &ctx(&c),
@@ -1311,8 +1388,23 @@ mod tests {
         )
         .expect("diagnose");
         assert_eq!(d.finding, Finding::BackupValid);
-        // Nothing changed, not even a wrong code counted; the codes still work.
+        // Nothing changed; the codes still work.
         assert_eq!(list(&mut store).expect("list"), before);
+        // A code of the future beyond the window is never revealed, however
+        // far the search reaches: it is a wrong code, and counted.
+        let d = diagnose(
+            &mut store,
+            &ctx(&c),
+            &email,
+            &code_at(&e, NOW, 25),
+            120,
+            ntp,
+        )
+        .expect("diagnose");
+        assert_eq!(d.finding, Finding::NoMatch);
+        assert_eq!(d.failed_attempts, 1);
+        assert!(d.advice.contains("counted as a wrong code"), "{}", d.advice);
+        assert_eq!(list(&mut store).expect("list")[0].failed_attempts, 1);
         verify(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 1)).expect("still valid");
         verify(
             &mut store,
@@ -1321,8 +1413,43 @@ mod tests {
             &Code::Backup(e.backup_codes[0].clone()),
         )
         .expect("unspent");
+        // Locked: refused, not evaluated.
+        for _ in 0..throttle::THRESHOLD {
+            let _ = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 40), 10, ntp);
+        }
+        let err = diagnose(&mut store, &ctx(&c), &email, &code_at(&e, NOW, 1), 10, ntp)
+            .expect_err("locked");
+        assert_eq!(err.kind(), ErrorKind::Locked);
         let log = audit_log(&mut store, Some(&email), None, 100).expect("audit");
-        assert_eq!(log.iter().filter(|r| r.action == "diagnose").count(), 6);
+        assert_eq!(log.iter().filter(|r| r.action == "diagnose").count(), 11);
+    }
+
+    #[test]
+    fn disable_removes_only_the_enrollment_that_was_shown() {
+        let (_tmp, mut store, email) = setup();
+        let c = FixedClock(NOW);
+        enable(&mut store, &ctx(&c), &email, "Mailborder", false).expect("enable");
+        let shown = state(&mut store, &email).expect("state").expect("enrolled");
+        // Re-enrolled while the admin read the question, in the same second
+        // (the row id is reused): the confirmation was for the old one.
+        enable(&mut store, &ctx(&c), &email, "Mailborder", true).expect("re-enroll");
+        let now = state(&mut store, &email).expect("state").expect("enrolled");
+        assert_eq!(now.id, shown.id, "the row id is reused");
+        let err = disable_shown(&mut store, &ctx(&c), &email, &shown).expect_err("stale");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(state(&mut store, &email).expect("state").is_some(), "kept");
+        disable_shown(&mut store, &ctx(&c), &email, &now).expect("the shown one");
+        assert!(state(&mut store, &email).expect("state").is_none());
+        let err = disable_not_enrolled(&mut store, &ctx(&c), &email);
+        assert_eq!(err.kind(), ErrorKind::NotEnrolled);
+        let log = audit_log(&mut store, Some(&email), None, 10).expect("audit");
+        assert_eq!(
+            log.iter()
+                .map(|r| r.outcome.as_str())
+                .take(3)
+                .collect::<Vec<_>>(),
+            ["not_enrolled", "ok", "conflict"]
+        );
     }
 
     #[test]

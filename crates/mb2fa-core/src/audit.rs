@@ -24,40 +24,49 @@ pub struct Record {
     pub detail: String,
 }
 
-/// Who runs the tool: `SUDO_USER` when set (the admin behind sudo), else the
-/// name of the real user id, else `uid N`.
+/// Who runs the tool, for the audit trail: the admin behind sudo, else the
+/// real user (looked up through NSS, so LDAP and SSSD users have names),
+/// else `uid N`.
+///
+/// `SUDO_USER` is taken only when it is a plain user name (no space, `=`,
+/// quote or control, which would forge `key=value` fields in syslog) and,
+/// when `SUDO_UID` is set (sudo sets both), only when NSS maps that name to
+/// that uid. Anything else is recorded as `uid N (invalid SUDO_USER)`, with
+/// the real uid.
 pub fn current_actor() -> String {
-    if let Some(u) = std::env::var("SUDO_USER")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    {
-        return sanitize(&u);
+    let uid = nix::unistd::getuid().as_raw();
+    if let Some(sudo_user) = std::env::var_os("SUDO_USER").filter(|u| !u.is_empty()) {
+        let name = sudo_user.to_str().filter(|n| is_plain_user_name(n));
+        let uid_matches = |name: &str| match std::env::var_os("SUDO_UID") {
+            None => true,
+            Some(v) => {
+                let claimed = v.to_str().and_then(|v| v.parse::<u32>().ok());
+                let known = nix::unistd::User::from_name(name).ok().flatten();
+                matches!((claimed, known), (Some(c), Some(u)) if u.uid.as_raw() == c)
+            }
+        };
+        return match name {
+            Some(n) if uid_matches(n) => n.to_string(),
+            _ => format!("uid {uid} (invalid SUDO_USER)"),
+        };
     }
-    let Some(uid) = real_uid() else {
-        return "unknown".to_string();
-    };
-    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) if is_plain_user_name(&u.name) => u.name,
+        _ => format!("uid {uid}"),
+    }
 }
 
-fn real_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| sanitize(name))
-    })
-}
-
-/// Keep names printable and short: they end up in logs.
-fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+/// A user name as useradd, LDAP and SSSD make them: letters, digits, `.`,
+/// `_`, `-`, `@` (SSSD's `user@domain`), and a trailing `$` (machine
+/// accounts); not starting with `-`; at most 64 bytes.
+pub fn is_plain_user_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    !body.is_empty()
+        && name.len() <= 64
+        && !body.starts_with('-')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
 /// Severity for syslog: failures stand out, routine successes do not.
@@ -72,37 +81,89 @@ fn severity(r: &Record) -> u8 {
 
 /// The syslog line, e.g.
 /// `mb-2fa-verify: action=verify email=alice@example.com outcome=rejected actor=bob detail="failure 2 of 5"`.
+/// A value is bare only when it is plain ASCII without space, `=`, `"` or
+/// `\\`; anything else is quoted and escaped, so no stored value (an email a
+/// database writer planted, an actor) can forge another `key=value` field
+/// or start a new line.
 pub fn syslog_text(r: &Record) -> String {
     format!(
-        "{}: action={} email={} outcome={} actor={} detail={:?}",
-        r.tool,
-        r.action,
-        r.email.as_deref().unwrap_or("-"),
-        r.outcome,
-        r.actor,
-        r.detail
+        "{}: action={} email={} outcome={} actor={} detail={}",
+        field(&r.tool),
+        field(&r.action),
+        field(r.email.as_deref().unwrap_or("-")),
+        field(&r.outcome),
+        field(&r.actor),
+        quoted(&r.detail)
     )
 }
 
-/// Send committed records to syslog. Best effort: a missing or full syslog
-/// never fails the command (the database row is the record of truth).
-pub fn send_to_syslog(records: &[Record]) {
+fn field(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '=' | '"' | '\\'));
+    if plain { v.to_string() } else { quoted(v) }
+}
+
+/// `"..."` with `\\`, `"` and every non-printable or non-ASCII character
+/// escaped (`\u{1b}`): one line, one field.
+fn quoted(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c == ' ' || c.is_ascii_graphic() => out.push(c),
+            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Why a record did not reach syslog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    pub record: Record,
+    pub why: String,
+}
+
+/// Send committed records to syslog. A missing or full syslog never fails
+/// the command (the database row is the record of truth), but the
+/// break-glass alerts that could not be sent are returned: the caller says
+/// so on stderr and in the audit trail, so an alert is never silently
+/// dropped (not even by `MB2FA_SYSLOG_SOCKET=`).
+pub fn send_to_syslog(records: &[Record]) -> Vec<Undelivered> {
+    let alerts = |why: &str| -> Vec<Undelivered> {
+        records
+            .iter()
+            .filter(|r| severity(r) == 1)
+            .map(|r| Undelivered {
+                record: r.clone(),
+                why: why.to_string(),
+            })
+            .collect()
+    };
     if records.is_empty() {
-        return;
+        return Vec::new();
     }
     let socket = match std::env::var_os("MB2FA_SYSLOG_SOCKET") {
-        Some(s) if s.is_empty() => return,
+        Some(s) if s.is_empty() => {
+            return alerts("syslog is turned off (MB2FA_SYSLOG_SOCKET is empty)");
+        }
         Some(s) => PathBuf::from(s),
         None => PathBuf::from(DEFAULT_SYSLOG_SOCKET),
     };
     if !socket.exists() {
-        return;
+        return alerts(&format!("no syslog socket at {}", socket.display()));
     }
-    let Ok(sock) = UnixDatagram::unbound() else {
-        return;
+    let sock = match UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => return alerts(&format!("cannot make a socket: {e}")),
     };
     let _ = sock.set_write_timeout(Some(std::time::Duration::from_millis(200)));
     const AUTH: u8 = 4;
+    let mut lost = Vec::new();
     for r in records {
         let msg = format!(
             "<{}>mb-2fa[{}]: {}",
@@ -110,8 +171,16 @@ pub fn send_to_syslog(records: &[Record]) {
             std::process::id(),
             syslog_text(r)
         );
-        let _ = sock.send_to(msg.as_bytes(), &socket);
+        if let Err(e) = sock.send_to(msg.as_bytes(), &socket)
+            && severity(r) == 1
+        {
+            lost.push(Undelivered {
+                record: r.clone(),
+                why: format!("sending to {} failed: {e}", socket.display()),
+            });
+        }
     }
+    lost
 }
 
 #[cfg(test)]
@@ -144,9 +213,18 @@ mod tests {
     }
 
     #[test]
-    fn sanitize_strips_controls() {
-        assert_eq!(sanitize("bo\u{1b}[31mb\n"), "bo[31mb");
-        assert_eq!(sanitize(&"x".repeat(100)).len(), 64);
+    fn syslog_fields_cannot_be_forged() {
+        let mut r = record("rejected");
+        r.actor = "eve outcome=accepted".into();
+        r.email = Some("x\ny@e".into());
+        let line = syslog_text(&r);
+        assert!(line.contains("actor=\"eve outcome=accepted\""), "{line}");
+        assert!(line.contains("email=\"x\\u{a}y@e\""), "{line}");
+        assert!(!line.contains('\n'));
+        assert!(is_plain_user_name("alice") && is_plain_user_name("bob@corp.example"));
+        assert!(
+            !is_plain_user_name("a b") && !is_plain_user_name("a=b") && !is_plain_user_name("-x")
+        );
     }
 
     #[test]

@@ -70,12 +70,16 @@ impl NtpStatus {
     }
 }
 
-/// Ask systemd: `timedatectl show -p NTPSynchronized --value`, else the flag
+/// Ask systemd: `/usr/bin/timedatectl show -p NTPSynchronized --value`, else the flag
 /// file systemd-timesyncd keeps, else unknown (chrony or ntpd without
 /// timedated: we do not guess).
 pub fn ntp_status() -> NtpStatus {
-    let out = std::process::Command::new("timedatectl")
+    // A fixed path and an empty environment: run as root, the tool must not
+    // let PATH (or anything else the caller set) pick what it executes.
+    let out = std::process::Command::new("/usr/bin/timedatectl")
         .args(["show", "-p", "NTPSynchronized", "--value"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output();

@@ -19,6 +19,7 @@ pub mod error;
 pub mod key_file;
 pub mod maintenance;
 pub mod policy;
+pub mod process;
 pub mod qr;
 pub mod secret;
 pub mod secure_open;

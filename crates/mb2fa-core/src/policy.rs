@@ -209,13 +209,26 @@ fn load(tx: &Tx<'_>) -> Result<Policy> {
         Some("on") => true,
         Some(_) => return Err(bad("require-all")),
     };
+    // Bounded like every stored value: a planted grace of 1e12 days or a
+    // start in the year 300000 is exit 10 naming the setting, not an
+    // overflow further on.
     let since = tx
         .setting(K_SINCE)?
-        .map(|s| s.parse::<i64>().map_err(|_| bad("start time")))
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|t| (0..=crate::clock::MAX_TIME).contains(t))
+                .ok_or_else(|| bad("start time (policy.require_all_since)"))
+        })
         .transpose()?;
     let grace_days = tx
         .setting(K_GRACE)?
-        .map(|s| s.parse::<i64>().map_err(|_| bad("grace period")))
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|d| (0..=MAX_GRACE_DAYS).contains(d))
+                .ok_or_else(|| bad("grace period (policy.grace_days)"))
+        })
         .transpose()?
         .unwrap_or(d.grace_days);
     let mandatory_roles = match tx.setting(K_ROLES)? {
@@ -457,7 +470,7 @@ pub fn check(store: &mut Store, ctx: &Ctx<'_>, email: &Email, roles: &[String]) 
     let now = ctx.clock.now()?;
     store.write(|tx| {
         let p = load(tx)?;
-        let enrolled = tx.account_state(email.as_str())?.map(|(_, s)| s);
+        let enrolled = tx.account_state(email.as_str())?.map(|r| r.state);
         let exemption = match tx.exemption(email.as_str())? {
             Some(e) => Some(Kind::parse(&e.kind).ok_or_else(|| Error::storage("the database holds an invalid exemption kind: it is damaged"))?),
             None => None,

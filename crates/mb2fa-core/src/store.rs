@@ -33,6 +33,11 @@ use crate::secret::Secret;
 use crate::secure_open;
 use crate::throttle;
 use crate::totp::{Algorithm, TotpParams};
+use sha2::{Digest, Sha256};
+
+/// The largest failure count a tool ever stores (it stops counting long
+/// before: the lock doubles up to 1 h); a larger one was planted.
+const MAX_STORED_COUNT: i64 = 1 << 40;
 
 /// Where the tools keep their database unless told otherwise.
 pub const DEFAULT_DB_PATH: &str = "/var/lib/mailborder/2fa.db";
@@ -179,6 +184,25 @@ fn exemption_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Exemption> {
         used_at: r.get(5)?,
         sealed_at: r.get(6)?,
     })
+}
+
+/// Which enrollment an account row holds. Row ids are reused (a
+/// re-enrollment deletes and inserts, and may get the same id), so an
+/// operation that decides in two transactions binds to `generation` too: a
+/// digest of the sealed secret, whose random nonce is new with every
+/// enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnrollmentRef {
+    pub id: i64,
+    pub state: State,
+    pub generation: [u8; 32],
+}
+
+impl EnrollmentRef {
+    /// The same enrollment (its state may have moved on).
+    pub fn same_as(&self, other: &EnrollmentRef) -> bool {
+        self.id == other.id && self.generation == other.generation
+    }
 }
 
 /// One stored backup code.
@@ -530,7 +554,7 @@ impl Store {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
-        audit::send_to_syslog(std::slice::from_ref(&r));
+        let _ = audit::send_to_syslog(std::slice::from_ref(&r));
         // Not left to a later checkpoint: until the sealed pages reach the
         // database file, a copy of that file alone would still hold the
         // plaintext secrets.
@@ -592,12 +616,61 @@ impl Store {
             wrapped.tx.commit().map_err(|e| db_error(&path, &e))?;
             (value, records)
         };
-        // Only what was committed goes to syslog.
-        audit::send_to_syslog(&records);
+        // Only what was committed goes to syslog; an alert that could not
+        // be sent is said on stderr and recorded.
+        let lost = audit::send_to_syslog(&records);
+        if !lost.is_empty() {
+            self.record_undelivered(&lost);
+        }
         if matches!(behavior, TransactionBehavior::Immediate) {
             self.after_write();
         }
         Ok(value)
+    }
+
+    /// The break-glass alerts syslog did not get: one line each on stderr
+    /// and an audit row (best effort: the alert's own row is committed).
+    fn record_undelivered(&mut self, lost: &[audit::Undelivered]) {
+        let path = self.path.clone();
+        for u in lost {
+            let who = u.record.email.as_deref().unwrap_or("-");
+            eprintln!(
+                "{}: ALERT not delivered to syslog ({}): break-glass account {} was used; the alert is in the audit trail (mb-2fa-audit)",
+                u.record.tool,
+                crate::text::escape_for_terminal(&u.why),
+                crate::text::escape_for_terminal(who)
+            );
+        }
+        let rows: Vec<Record> = lost
+            .iter()
+            .map(|u| Record {
+                at: u.record.at,
+                tool: u.record.tool.clone(),
+                action: "alert".to_string(),
+                email: u.record.email.clone(),
+                outcome: "undelivered".to_string(),
+                actor: u.record.actor.clone(),
+                detail: format!("break-glass alert not sent to syslog: {}", u.why),
+            })
+            .collect();
+        let result = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                for r in &rows {
+                    tx.execute(
+                        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
+                        ],
+                    )?;
+                }
+                tx.commit()
+            });
+        if let Err(e) = result {
+            eprintln!("{}", db_error(&path, &e).message());
+        }
     }
 
     /// Copy the WAL into the database file and truncate it: at once after an
@@ -845,11 +918,69 @@ impl Tx<'_> {
         })
     }
 
+    /// Name the database in an error found in its contents.
+    pub fn in_db(&self, e: &Error) -> Error {
+        Error::new(
+            e.kind(),
+            format!("database {}: {}", self.path.display(), e.message()),
+        )
+    }
+
     fn damaged(&self, what: &str) -> Error {
         Error::storage(format!(
             "database {} holds an invalid {what}: it is damaged; restore it from backup",
             self.path.display()
         ))
+    }
+
+    /// A stored value outside what the tools ever write (a database writer's
+    /// plant, a damaged page): exit 10 naming the field and the row, never
+    /// a panic or an overflow further up.
+    fn out_of_range(&self, field: &str, row: &str) -> Error {
+        Error::storage(format!(
+            "database {} holds an impossible {field} for {}: it is damaged or was altered; restore it from backup",
+            self.path.display(),
+            crate::text::escape_for_terminal(row)
+        ))
+    }
+
+    /// `v` if it is a time the tools could have written (1970..=9999).
+    fn time(&self, field: &str, row: &str, v: i64) -> Result<i64> {
+        if (0..=crate::clock::MAX_TIME).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.out_of_range(field, row))
+        }
+    }
+
+    fn opt_time(&self, field: &str, row: &str, v: Option<i64>) -> Result<Option<i64>> {
+        v.map(|t| self.time(field, row, t)).transpose()
+    }
+
+    /// A count of failures: never negative, never near overflow.
+    fn count(&self, field: &str, row: &str, v: i64) -> Result<i64> {
+        if (0..=MAX_STORED_COUNT).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.out_of_range(field, row))
+        }
+    }
+
+    fn drift(&self, row: &str, v: i64) -> Result<i64> {
+        if v.unsigned_abs() > crate::skew::MAX_DRIFT.unsigned_abs() {
+            return Err(self.out_of_range("accounts.drift_steps", row));
+        }
+        Ok(v)
+    }
+
+    fn checked_exemption(&self, e: Exemption) -> Result<Exemption> {
+        let row = e.email.clone();
+        Ok(Exemption {
+            created_at: self.time("exemptions.created_at", &row, e.created_at)?,
+            used_at: self.opt_time("exemptions.used_at", &row, e.used_at)?,
+            sealed_at: self.opt_time("exemptions.sealed_at", &row, e.sealed_at)?,
+            ..e
+        })
     }
 
     pub fn account(&self, email: &str) -> Result<Option<Account>> {
@@ -900,9 +1031,11 @@ impl Tx<'_> {
         else {
             return Ok(None);
         };
-        if drift.unsigned_abs() > crate::skew::MAX_DRIFT.unsigned_abs() {
-            return Err(self.damaged("clock drift"));
-        }
+        let drift = self.drift(&email, drift)?;
+        let created_at = self.time("accounts.created_at", &email, created_at)?;
+        let last_step = self.opt_time("accounts.last_step", &email, last_step)?;
+        let failed_attempts = self.count("accounts.failed_attempts", &email, failed_attempts)?;
+        let locked_until = self.opt_time("accounts.locked_until", &email, locked_until)?;
         let secret = crypto::open(self.key()?, &sealed, &email, created_at).map_err(|e| {
             Error::storage(format!("database {}: {}", self.path.display(), e.message()))
         })?;
@@ -931,23 +1064,30 @@ impl Tx<'_> {
         }))
     }
 
-    /// Does the email have an enrollment, and in which state?
-    pub fn account_state(&self, email: &str) -> Result<Option<(i64, State)>> {
+    /// Does the email have an enrollment, which one, and in which state?
+    pub fn account_state(&self, email: &str) -> Result<Option<EnrollmentRef>> {
         let row = self
             .tx
             .query_row(
-                "SELECT id, state FROM accounts WHERE email = ?1",
+                "SELECT id, state, secret FROM accounts WHERE email = ?1",
                 params![email],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
             )
             .optional()
             .map_err(|e| self.err(e))?;
         match row {
             None => Ok(None),
-            Some((id, s)) => Ok(Some((
+            Some((id, s, sealed)) => Ok(Some(EnrollmentRef {
                 id,
-                State::parse(&s).ok_or_else(|| self.damaged("account state"))?,
-            ))),
+                state: State::parse(&s).ok_or_else(|| self.damaged("account state"))?,
+                generation: Sha256::digest(&sealed).into(),
+            })),
         }
     }
 
@@ -986,20 +1126,38 @@ impl Tx<'_> {
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let err = |e: rusqlite::Error| self.err(e);
         while let Some(r) = rows.next().map_err(err)? {
+            let email: String = r.get(0).map_err(err)?;
             let state: String = r.get(1).map_err(err)?;
             let left: i64 = r.get(6).map_err(err)?;
-            each(AccountSummary {
-                email: r.get(0).map_err(err)?,
+            let summary = AccountSummary {
                 state: State::parse(&state).ok_or_else(|| self.damaged("account state"))?,
                 issuer: r.get(2).map_err(err)?,
-                created_at: r.get(3).map_err(err)?,
-                activated_at: r.get(4).map_err(err)?,
-                last_used_at: r.get(5).map_err(err)?,
+                created_at: self.time("accounts.created_at", &email, r.get(3).map_err(err)?)?,
+                activated_at: self.opt_time(
+                    "accounts.activated_at",
+                    &email,
+                    r.get(4).map_err(err)?,
+                )?,
+                last_used_at: self.opt_time(
+                    "accounts.last_used_at",
+                    &email,
+                    r.get(5).map_err(err)?,
+                )?,
                 backup_codes_left: u32::try_from(left).unwrap_or(0),
-                drift_steps: r.get(7).map_err(err)?,
-                locked_until: r.get(8).map_err(err)?,
-                failed_attempts: r.get(9).map_err(err)?,
-            })?;
+                drift_steps: self.drift(&email, r.get(7).map_err(err)?)?,
+                locked_until: self.opt_time(
+                    "accounts.locked_until",
+                    &email,
+                    r.get(8).map_err(err)?,
+                )?,
+                failed_attempts: self.count(
+                    "accounts.failed_attempts",
+                    &email,
+                    r.get(9).map_err(err)?,
+                )?,
+                email,
+            };
+            each(summary)?;
         }
         Ok(())
     }
@@ -1102,15 +1260,22 @@ impl Tx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// Spend a backup code. False if it was spent (or replaced) meanwhile:
-    /// the `used_at IS NULL` guard makes the spend happen at most once.
-    pub fn spend_backup_code(&self, account_id: i64, code_id: i64, now: i64) -> Result<bool> {
+    /// Spend a backup code. False if it was spent or replaced meanwhile:
+    /// the `used_at IS NULL` guard makes the spend happen at most once, and
+    /// the `hash` (salted, unique to one code of one batch) binds it to the
+    /// code that was checked, even if a new batch reused the row id.
+    pub fn spend_backup_code(
+        &self,
+        account_id: i64,
+        code: &StoredBackupCode,
+        now: i64,
+    ) -> Result<bool> {
         let n = self
             .tx
             .execute(
                 "UPDATE backup_codes SET used_at = ?3
-                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL",
-                params![code_id, account_id, now],
+                 WHERE id = ?1 AND account_id = ?2 AND hash = ?4 AND used_at IS NULL",
+                params![code.id, account_id, now, code.hash],
             )
             .map_err(|e| self.err(e))?;
         if n == 1 {
@@ -1162,17 +1327,33 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The failure count and lock of an account, bounded like every stored
+    /// value (exit 10 naming the field).
     pub fn lock(&self, account_id: i64) -> Result<Lock> {
+        let (email, failed, until) = self.raw_lock(account_id)?;
+        Ok(Lock {
+            failed_attempts: self.count("accounts.failed_attempts", &email, failed)?,
+            locked_until: self.opt_time("accounts.locked_until", &email, until)?,
+        })
+    }
+
+    /// [`Tx::lock`] for `mb-2fa-unlock`, which must be able to clear even an
+    /// impossible (planted) lock: out-of-range values are clamped for the
+    /// report instead of refused.
+    pub fn lock_to_clear(&self, account_id: i64) -> Result<Lock> {
+        let (_, failed, until) = self.raw_lock(account_id)?;
+        Ok(Lock {
+            failed_attempts: failed.clamp(0, MAX_STORED_COUNT),
+            locked_until: until.map(|t| t.clamp(0, crate::clock::MAX_TIME)),
+        })
+    }
+
+    fn raw_lock(&self, account_id: i64) -> Result<(String, i64, Option<i64>)> {
         self.tx
             .query_row(
-                "SELECT failed_attempts, locked_until FROM accounts WHERE id = ?1",
+                "SELECT email, failed_attempts, locked_until FROM accounts WHERE id = ?1",
                 params![account_id],
-                |r| {
-                    Ok(Lock {
-                        failed_attempts: r.get(0)?,
-                        locked_until: r.get(1)?,
-                    })
-                },
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(|e| self.err(e))
     }
@@ -1246,7 +1427,16 @@ impl Tx<'_> {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .map(|r| {
+                let row = r
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| "an audit record".to_string());
+                self.time("audit.at", &row, r.at).map(|_| r)
+            })
+            .collect()
     }
 
     pub fn exemption(&self, email: &str) -> Result<Option<Exemption>> {
@@ -1258,7 +1448,9 @@ impl Tx<'_> {
                 exemption_row,
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?
+            .map(|e| self.checked_exemption(e))
+            .transpose()
     }
 
     pub fn exemptions(&self) -> Result<Vec<Exemption>> {
@@ -1271,7 +1463,10 @@ impl Tx<'_> {
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], exemption_row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .map(|e| self.checked_exemption(e))
+            .collect()
     }
 
     /// Add or replace an exemption (a new one starts unused and sealed).
@@ -1333,6 +1528,7 @@ impl Tx<'_> {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
+            .and_then(|t| self.time("first_seen.seen_at", email, t))
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>> {

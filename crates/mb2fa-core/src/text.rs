@@ -46,6 +46,31 @@ pub fn is_unsafe_for_terminal(c: char) -> bool {
     is_control(c) || is_bidi_control(c) || is_line_separator(c) || is_default_ignorable(c)
 }
 
+/// Is `s` an option or subcommand name a user could have meant (`--emial`,
+/// `-q`, `exmpt`), safe to quote back? An option: one or two dashes, then a
+/// lower-case letter, then letters, digits and dashes. A subcommand: lower-case
+/// letters and dashes only. Never a code (digits) or a backup code (no leading
+/// dash, and digits in it); anything else a user typed may be a code, a secret
+/// or a terminal escape.
+pub fn is_plain_option(s: &str) -> bool {
+    if s.len() > 40 {
+        return false;
+    }
+    let body = s.strip_prefix("--").or_else(|| s.strip_prefix('-'));
+    match body {
+        Some(body) => {
+            body.starts_with(|c: char| c.is_ascii_lowercase())
+                && body
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }
+        None => {
+            s.starts_with(|c: char| c.is_ascii_lowercase())
+                && s.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        }
+    }
+}
+
 /// `U+001B`: how messages name a character without showing it.
 pub fn code_point(c: char) -> String {
     format!("U+{:04X}", u32::from(c))
@@ -67,6 +92,63 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// [`escape_for_terminal`] for a block of lines: its newlines stay, every
+/// other unsafe character (a newline inside a value cannot be told from one
+/// between lines, so values go through [`escape_for_terminal`] first where
+/// they can) is escaped.
+pub fn escape_block(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && is_unsafe_for_terminal(c)) {
+        return Cow::Borrowed(text);
+    }
+    let lines: Vec<Cow<'_, str>> = text.split('\n').map(escape_for_terminal).collect();
+    Cow::Owned(lines.join("\n"))
+}
+
+/// A `serde_json` formatter that also escapes what serde_json leaves as it
+/// is (it escapes only U+0000–U+001F, `"` and `\\`): DEL, the C1 controls,
+/// bidi controls, U+2028/U+2029 and default-ignorables become `\uXXXX`
+/// (surrogate pairs above U+FFFF). The JSON means the same; a terminal that
+/// shows it raw (`cat`, a log viewer) is not driven by it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeJson;
+
+impl serde_json::ser::Formatter for SafeJson {
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()>
+    where
+        W: ?Sized + std::io::Write,
+    {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe_for_terminal(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{:04x}", u)?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// `value` as one line of JSON, through [`SafeJson`].
+pub fn to_safe_json(value: &(impl serde::Serialize + ?Sized)) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    write_safe_json(&mut out, value)?;
+    // The formatter writes only what serde_json and `write!` produce: UTF-8.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Write `value` as JSON through [`SafeJson`].
+pub fn write_safe_json<W: std::io::Write>(
+    writer: W,
+    value: &(impl serde::Serialize + ?Sized),
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(writer, SafeJson);
+    value.serialize(&mut ser)
 }
 
 /// Refuse free text (an issuer, a reason) that holds a control, bidi, line
@@ -111,6 +193,20 @@ mod tests {
             "a\\u{1b}]0;x\\u{7}b\\u{a}c\\u{9b}d\\u{202e}e\\u{2028}f\\u{200b}g\\u{7f}"
         );
         assert_eq!(escape_for_terminal("\u{e0041}"), "\\u{e0041}");
+    }
+
+    #[test]
+    fn json_escapes_what_serde_json_leaves() {
+        let v = serde_json::json!({"k": "a\u{7f}b\u{9b}c\u{202e}d\u{2028}e\u{e0041}f\u{1b}g\"h"});
+        let text = to_safe_json(&v).expect("json");
+        assert_eq!(
+            text,
+            r#"{"k":"a\u007fb\u009bc\u202ed\u2028e\udb40\udc41f\u001bg\"h"}"#
+        );
+        assert!(!text.chars().any(is_unsafe_for_terminal), "{text:?}");
+        let back: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back, v, "the same value");
+        assert_eq!(escape_block("a\u{1b}b\nc"), "a\\u{1b}b\nc");
     }
 
     #[test]

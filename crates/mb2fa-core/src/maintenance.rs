@@ -81,6 +81,24 @@ pub fn check(db: &Path, key_file: &Path) -> Vec<Check> {
             ))),
         }),
     ));
+    // Check changes nothing: a missing key is a failed check, not a new key.
+    match key_file::load(key_file) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            checks.push(Check::new(
+                "key",
+                Err(crate::Error::storage(format!(
+                    "key file {} is missing: restore it from backup (or pass --key-file)",
+                    key_file.display()
+                ))),
+            ));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::new("key", Err(e)));
+            return checks;
+        }
+    }
     if let Err(e) = store.unlock(key_file) {
         checks.push(Check::new("key", Err(e)));
         return checks;

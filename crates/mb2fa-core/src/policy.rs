@@ -239,7 +239,15 @@ fn load(tx: &Tx<'_>) -> Result<Policy> {
             .map(str::to_string)
             .collect(),
     };
-    let issuer = tx.setting(K_ISSUER)?.unwrap_or(d.issuer);
+    // Held to the rule `--issuer` is held to: a planted escape sequence
+    // would otherwise reach every new enrollment and its screen.
+    let issuer = match tx.setting(K_ISSUER)? {
+        None => d.issuer,
+        Some(i) => uri::parse_issuer(&i)
+            .ok()
+            .filter(|v| *v == i)
+            .ok_or_else(|| bad("issuer (policy.issuer)"))?,
+    };
     Ok(Policy {
         require_all,
         since,

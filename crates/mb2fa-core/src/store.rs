@@ -545,14 +545,7 @@ impl Store {
         }
         set_fingerprint(&tx, &key, &path)?;
         let r = record(rows.len());
-        tx.execute(
-            "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
-            ],
-        )
-        .map_err(err)?;
+        insert_audit(&tx, &r).map_err(err)?;
         tx.commit().map_err(err)?;
         let _ = audit::send_to_syslog(std::slice::from_ref(&r));
         // Not left to a later checkpoint: until the sealed pages reach the
@@ -658,13 +651,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
                 for r in &rows {
-                    tx.execute(
-                        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
-                        ],
-                    )?;
+                    insert_audit(&tx, r)?;
                 }
                 tx.commit()
             });
@@ -744,6 +731,18 @@ fn wal_path(db: &Path) -> PathBuf {
 fn count_accounts(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<i64> {
     tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
         .map_err(|e| db_error(path, &e))
+}
+
+/// The one statement that writes an audit row.
+fn insert_audit(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
+        ],
+    )?;
+    Ok(())
 }
 
 fn fingerprint_in_db(conn: &Connection, path: &Path) -> Result<Option<String>> {
@@ -1385,15 +1384,7 @@ impl Tx<'_> {
 
     /// Append an audit record (and queue it for syslog after commit).
     pub fn append_audit(&self, r: Record) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+        insert_audit(&self.tx, &r).map_err(|e| self.err(e))?;
         self.audit.borrow_mut().push(r);
         Ok(())
     }

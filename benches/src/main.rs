@@ -24,10 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use argon2::Argon2;
-use mb2fa_core::audit::Record;
+use mb2fa_core::audit::{self, Action, Record};
 use mb2fa_core::backup_codes;
+use mb2fa_core::model::{Lock, NewAccount, State, Success, TotpProgress};
 use mb2fa_core::secret::Secret;
-use mb2fa_core::store::{NewAccount, OpenMode, Store};
+use mb2fa_core::store::{Location, OpenMode, Store};
 use mb2fa_core::totp::{self, TotpParams};
 use serde_json::{Value, json};
 
@@ -124,7 +125,7 @@ fn seed(o: &Opts) -> Result<()> {
     let db = o.path("db")?;
     let n = o.num("accounts")?;
     let started = Instant::now();
-    let mut store = Store::open(&db, OpenMode::Init)?;
+    let mut store = Store::open(&Location::Sqlite(db.to_path_buf()), OpenMode::Init)?;
     store.unlock(&o.path("key-file")?)?;
     let set = backup_codes::generate_set()?;
     let mut codes = fs::File::create(o.path("backup-codes")?)?;
@@ -154,13 +155,26 @@ fn seed(o: &Opts) -> Result<()> {
                     created_at: t,
                 })?;
                 tx.replace_backup_codes(id, &set.rows, t)?;
-                tx.record_totp_success(id, last_step, t, 0, &[0])?;
+                tx.record_success(
+                    id,
+                    &Success {
+                        at: t,
+                        totp: Some(TotpProgress {
+                            last_step,
+                            drift_steps: 0,
+                            recent_offsets: vec![0],
+                        }),
+                        state: State::Active,
+                        activated_at: Some(t),
+                        lock: Lock::CLEAR,
+                    },
+                )?;
                 tx.append_audit(Record {
                     at: t,
                     tool: "mb2fa-bench".into(),
-                    action: "enable".into(),
+                    action: Action::Enable,
                     email: Some(email.clone()),
-                    outcome: "ok".into(),
+                    outcome: audit::Outcome::Ok,
                     actor: "bench".into(),
                     detail: "seeded".into(),
                 })?;

@@ -2,7 +2,7 @@ complete -c mb-2fa-disable -l db -d 'SQLite database shared by all mb-2fa tools'
 complete -c mb-2fa-disable -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-disable -l key-file -d 'Key that seals the TOTP secrets; only needed with --code' -r -F
 complete -c mb-2fa-disable -l code -d 'Require this valid code first (6 digits or a backup code); - reads it from stdin' -r
-complete -c mb-2fa-disable -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-disable -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-disable -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-disable -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
 complete -c mb-2fa-disable -s h -l help -d 'Print help (see more with \'--help\')'

@@ -7,7 +7,7 @@ unicode\t''
 ascii\t''
 none\t''"
 complete -c mb-2fa-enable -l qr-file -d 'Also write the QR code to a new SVG file (mode 0600: it holds the secret)' -r -F
-complete -c mb-2fa-enable -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-enable -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-enable -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-enable -l force -d 'Replace an active enrollment (the old phone setup and backup codes stop working)'
 complete -c mb-2fa-enable -l qr-invert -d 'Swap dark and light (for dark terminal themes when colours are off)'

@@ -25,7 +25,7 @@ function __fish_mb_2fa_policy_using_subcommand
 end
 
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -s V -l version -d 'Print version'
@@ -37,7 +37,7 @@ complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "seal" -
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "check" -d 'The login decision: exit 0 ask for a code, 6 let in, 7 keep out, 10 fail closed'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l require-all -d 'Require 2FA for every account (switching on starts the grace period)' -r -f -a "on\t''
@@ -47,7 +47,7 @@ complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l mand
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l issuer -d 'Default issuer shown in authenticator apps for new enrollments' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l no-mandatory-roles -d 'Give every role the grace period'
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l email -d 'Account (email address); trimmed and lower-cased' -r
@@ -55,23 +55,23 @@ complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l k
 break-glass\t''"
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l reason -d 'Why (recorded in the audit trail)' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l role -d 'A role of the account (repeatable), e.g. super-admin' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand help; and not __fish_seen_subcommand_from show set exempt unexempt seal check help" -f -a "show" -d 'Show the policy, the exemptions and any warnings'

@@ -26,7 +26,7 @@ end
 
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
-complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -s V -l version -d 'Print version'
@@ -36,17 +36,17 @@ complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "seal-plai
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
-complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand init" -s h -l help -d 'Print help'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
-complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand check" -s h -l help -d 'Print help'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400)' -r -F
-complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand seal-plaintext" -s h -l help -d 'Print help'
 complete -c mb-2fa-store -n "__fish_mb_2fa_store_using_subcommand help; and not __fish_seen_subcommand_from init check seal-plaintext help" -f -a "init" -d 'Create a new, empty store (refuses if one exists)'

@@ -1,6 +1,6 @@
 complete -c mb-2fa-unlock -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
 complete -c mb-2fa-unlock -l email -d 'Account (email address); trimmed and lower-cased' -r
-complete -c mb-2fa-unlock -l json -d 'Print exactly one JSON document on stdout, on success and on failure'
+complete -c mb-2fa-unlock -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-unlock -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-unlock -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mb-2fa-unlock -s V -l version -d 'Print version'

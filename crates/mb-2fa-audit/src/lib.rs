@@ -8,7 +8,6 @@ use clap::{Arg, ArgMatches, Command, value_parser};
 use mb2fa_core::audit::Record;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{self, Clock, SystemClock};
-use mb2fa_core::store::{OpenMode, Store};
 use mb2fa_core::{Result, account};
 use serde_json::{Value, json};
 
@@ -61,7 +60,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         None => None,
     };
     let limit = m.get_one::<u32>("limit").copied().unwrap_or(50);
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let records = account::audit_log(&mut store, email.as_ref(), since, limit)?;
     let mut report = Report::new().field(
         "records",
@@ -73,15 +72,21 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         }
         return Ok(report);
     }
-    let mut table = cli::table(&[
-        "TIME (UTC)",
-        "TOOL",
-        "ACTION",
-        "EMAIL",
-        "OUTCOME",
-        "ACTOR",
-        "DETAIL",
-    ]);
+    // With -q the records alone, without the header.
+    let header: &[&str] = if g.quiet {
+        &[]
+    } else {
+        &[
+            "TIME (UTC)",
+            "TOOL",
+            "ACTION",
+            "EMAIL",
+            "OUTCOME",
+            "ACTOR",
+            "DETAIL",
+        ]
+    };
+    let mut table = cli::table(header);
     for r in &records {
         table.add_row(vec![
             clock::rfc3339(r.at)
@@ -89,9 +94,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
                 .trim_end_matches('Z')
                 .to_string(),
             r.tool.trim_start_matches("mb-2fa-").to_string(),
-            r.action.clone(),
+            r.action.as_str().to_string(),
             r.email.clone().unwrap_or_else(|| "-".to_string()),
-            r.outcome.clone(),
+            r.outcome.as_str().to_string(),
             r.actor.clone(),
             r.detail.clone(),
         ]);
@@ -103,9 +108,9 @@ fn to_json(r: &Record) -> Value {
     json!({
         "at": clock::rfc3339(r.at),
         "tool": r.tool,
-        "action": r.action,
+        "action": r.action.as_str(),
         "email": r.email,
-        "outcome": r.outcome,
+        "outcome": r.outcome.as_str(),
         "actor": r.actor,
         "detail": r.detail,
     })

@@ -9,7 +9,6 @@ use mb2fa_core::Result;
 use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
-use mb2fa_core::store::{OpenMode, Store};
 
 pub fn command() -> Command {
     cli::command(
@@ -31,7 +30,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-backup-codes");
     let codes: Vec<String> = account::regenerate_backup_codes(&mut store, &ctx, &email)?
         .iter()

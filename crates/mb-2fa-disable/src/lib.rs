@@ -10,7 +10,6 @@ use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::code::Code;
-use mb2fa_core::store::{OpenMode, Store};
 
 pub fn command() -> Command {
     cli::command("mb-2fa-disable", "Remove an account's 2FA secret and backup codes (emergency path)")
@@ -58,7 +57,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let mut store = if code.is_some() {
         cli::open_unlocked(m, g)?
     } else {
-        Store::open(&g.db, OpenMode::MustExist)?
+        cli::open_store(g)?
     };
     let ctx = Ctx::new(&SystemClock, "mb-2fa-disable");
     let Some(shown) = account::state(&mut store, &email)? else {

@@ -28,7 +28,8 @@ fn prompt_answer(answer: &str) -> (Option<i32>, String, bool) {
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("2fa.db");
     let email = Email::parse("tty@example.com").expect("email");
-    let mut s = store::Store::open(&db, store::OpenMode::Init).expect("open");
+    let mut s = store::Store::open(&store::Location::Sqlite(db.clone()), store::OpenMode::Init)
+        .expect("open");
     s.unlock(&dir.path().join("2fa.key")).expect("key");
     let ctx = account::Ctx::new(&SystemClock, "test");
     account::enable(&mut s, &ctx, &email, "Mailborder", false).expect("enable");
@@ -53,7 +54,11 @@ fn prompt_answer(answer: &str) -> (Option<i32>, String, bool) {
         .write_all(answer.as_bytes())
         .expect("write");
     let out = child.wait_with_output().expect("wait");
-    let mut s = store::Store::open(&db, store::OpenMode::MustExist).expect("open");
+    let mut s = store::Store::open(
+        &store::Location::Sqlite(db.clone()),
+        store::OpenMode::MustExist,
+    )
+    .expect("open");
     let still_enrolled = account::state(&mut s, &email).expect("state").is_some();
     (
         out.status.code(),

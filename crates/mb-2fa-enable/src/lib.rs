@@ -13,7 +13,7 @@ use mb2fa_core::account::{self, Ctx, Enrollment};
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::qr::{Matrix, Render, Style};
-use mb2fa_core::{Error, Result, policy, uri};
+use mb2fa_core::{Error, Result, uri};
 
 pub fn command() -> Command {
     cli::command(
@@ -158,10 +158,7 @@ fn enroll(
     force: bool,
 ) -> Result<(Enrollment, Matrix)> {
     let mut store = cli::open_for_enrollment(m, g)?;
-    let issuer = match explicit_issuer {
-        Some(i) => i,
-        None => policy::current(&mut store)?.issuer,
-    };
+    let issuer = account::issuer_for_enrollment(&mut store, explicit_issuer)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-enable");
     let e = account::enable(&mut store, &ctx, email, &issuer, force)?;
     let matrix = Matrix::encode(&e.otpauth_uri)?;

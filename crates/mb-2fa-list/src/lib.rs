@@ -9,8 +9,7 @@ use mb2fa_core::Result;
 use mb2fa_core::account;
 use mb2fa_core::cli::{self, Globals, Report, Stream};
 use mb2fa_core::clock::{Clock, SystemClock, rfc3339};
-use mb2fa_core::store::{AccountSummary, Exemption, OpenMode, Store};
-use mb2fa_core::throttle;
+use mb2fa_core::model::{AccountSummary, Exemption, ExemptionKind};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -41,12 +40,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// the part already written, so a `--json` document is then incomplete (see
 /// `cli::run_streaming`).
 fn execute(_m: &ArgMatches, g: &Globals, out: &mut Stream) -> Result<Report> {
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let now = SystemClock.now()?;
     if g.json {
         let exemptions = out.json_array("accounts", |accounts| {
-            account::list_each(&mut store, |a, exemption| {
-                accounts.push(&to_json(&shown(a, now), exemption))
+            account::list_each(&mut store, now, |a, exemption| {
+                accounts.push(&to_json(&a, exemption))
             })
         })?;
         return Ok(Report::new().field(
@@ -58,12 +57,12 @@ fn execute(_m: &ArgMatches, g: &Globals, out: &mut Stream) -> Result<Report> {
         ));
     }
     if g.quiet {
-        account::list_each(&mut store, |a, _| out.line(&a.email))?;
+        account::list_each(&mut store, now, |a, _| out.line(&a.email))?;
         return Ok(Report::new());
     }
     let mut accounts = Vec::new();
-    let exemptions = account::list_each(&mut store, |a, _| {
-        accounts.push(shown(a, now));
+    let exemptions = account::list_each(&mut store, now, |a, _| {
+        accounts.push(a);
         Ok(())
     })?;
     let mut report = Report::new();
@@ -82,12 +81,12 @@ fn execute(_m: &ArgMatches, g: &Globals, out: &mut Stream) -> Result<Report> {
                     "USED since {}: rotate its password, then seal",
                     cli::short_time(Some(t))
                 ),
-                None if e.kind == "break-glass" => "sealed".to_string(),
+                None if e.kind == ExemptionKind::BreakGlass => "sealed".to_string(),
                 None => "-".to_string(),
             };
             t.add_row(vec![
                 e.email.clone(),
-                e.kind.clone(),
+                e.kind.to_string(),
                 status,
                 e.reason.clone(),
             ]);
@@ -95,14 +94,6 @@ fn execute(_m: &ArgMatches, g: &Globals, out: &mut Stream) -> Result<Report> {
         report = cli::push_table(report, &mut t);
     }
     Ok(report)
-}
-
-/// The account as shown: a lock that has run out is no lock.
-fn shown(mut a: AccountSummary, now: i64) -> AccountSummary {
-    if !throttle::is_locked(a.locked_until, now) {
-        a.locked_until = None;
-    }
-    a
 }
 
 /// One account in `--json`: the keys in this order, times RFC 3339 or null
@@ -152,7 +143,7 @@ fn table(accounts: &[AccountSummary]) -> Table {
     for a in accounts {
         let drift = match a.drift_steps {
             0 => "0".to_string(),
-            d => format!("{d:+} ({:+} s)", d.saturating_mul(30)),
+            d => format!("{d:+} ({:+} s)", d.saturating_mul(i64::from(a.period))),
         };
         table.add_row(vec![
             a.email.clone(),

@@ -10,7 +10,6 @@ use mb2fa_core::account::Ctx;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{self, SystemClock};
 use mb2fa_core::policy::{self, Changes, Decision, Kind, Policy};
-use mb2fa_core::store::{OpenMode, Store};
 use mb2fa_core::{Error, Result, uri};
 use serde_json::{Value, json};
 
@@ -129,42 +128,50 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
                 .ok_or_else(|| Error::usage("--kind must be service or break-glass"))?;
             let reason =
                 policy::parse_reason(sub.get_one::<String>("reason").map_or("", String::as_str))?;
-            let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+            let mut store = cli::open_store(g)?;
             let e = policy::exempt(&mut store, &ctx, &email, kind, &reason)?;
-            Ok(Report::new()
+            let report = Report::new()
                 .field("email", email.as_str())
-                .field("exemption", cli::exemption_json(&e))
-                .line(format!(
-                    "{email} is exempt from 2FA as a {} account.",
-                    e.kind
-                )))
+                .field("exemption", cli::exemption_json(&e));
+            Ok(unless_quiet(g, report, || {
+                format!("{email} is exempt from 2FA as a {} account.", e.kind)
+            }))
         }
         Some(("unexempt", sub)) => {
             let email = cli::email(sub)?;
-            let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+            let mut store = cli::open_store(g)?;
             let old = policy::unexempt(&mut store, &ctx, &email)?;
-            Ok(Report::new()
+            let report = Report::new()
                 .field("email", email.as_str())
-                .field("removed", cli::exemption_json(&old))
-                .line(format!(
+                .field("removed", cli::exemption_json(&old));
+            Ok(unless_quiet(g, report, || {
+                format!(
                     "{email} is no longer exempt (it was a {} account).",
                     old.kind
-                )))
+                )
+            }))
         }
         Some(("seal", sub)) => {
             let email = cli::email(sub)?;
-            let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+            let mut store = cli::open_store(g)?;
             let e = policy::seal(&mut store, &ctx, &email)?;
-            Ok(Report::new()
+            let report = Report::new()
                 .field("email", email.as_str())
-                .field("exemption", cli::exemption_json(&e))
-                .line(format!("Break-glass account {email} is sealed again.")))
+                .field("exemption", cli::exemption_json(&e));
+            Ok(unless_quiet(g, report, || {
+                format!("Break-glass account {email} is sealed again.")
+            }))
         }
         Some(("check", sub)) => check(sub, g, &ctx),
         _ => Err(Error::usage(
             "a subcommand is required: show, set, exempt, unexempt, seal or check (see --help)",
         )),
     }
+}
+
+/// A confirmation line, which `-q` leaves out.
+fn unless_quiet(g: &Globals, report: Report, line: impl FnOnce() -> String) -> Report {
+    if g.quiet { report } else { report.line(line()) }
 }
 
 fn policy_json(p: &Policy) -> Value {
@@ -197,7 +204,7 @@ fn policy_lines(mut report: Report, p: &Policy) -> Report {
 }
 
 fn show(g: &Globals) -> Result<Report> {
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let p = policy::current(&mut store)?;
     let exemptions = policy::exemptions(&mut store)?;
     let warnings = policy::warnings(&p, &exemptions);
@@ -212,6 +219,10 @@ fn show(g: &Globals) -> Result<Report> {
         )
         .field("warnings", warnings.clone());
     report = policy_lines(report, &p);
+    if g.quiet {
+        // The policy itself; the exemptions and warnings are for people.
+        return Ok(report);
+    }
     if exemptions.is_empty() {
         report = report.line("exemptions       (none)");
     } else {
@@ -220,7 +231,7 @@ fn show(g: &Globals) -> Result<Report> {
         for e in &exemptions {
             table.add_row(vec![
                 e.email.clone(),
-                e.kind.clone(),
+                e.kind.to_string(),
                 cli::short_time(Some(e.created_at)),
                 e.created_by.clone(),
                 e.used_at.map_or_else(
@@ -268,14 +279,17 @@ fn set(m: &ArgMatches, g: &Globals, ctx: &Ctx<'_>) -> Result<Report> {
             "nothing to set: give --require-all, --grace-days, --mandatory-role, --no-mandatory-roles or --issuer",
         ));
     }
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let p = policy::set(&mut store, ctx, &changes)?;
     let exemptions = policy::exemptions(&mut store)?;
     let warnings = policy::warnings(&p, &exemptions);
-    let mut report = Report::new()
+    let report = Report::new()
         .field("policy", policy_json(&p))
         .field("warnings", warnings.clone());
-    report = policy_lines(report, &p);
+    if g.quiet {
+        return Ok(report);
+    }
+    let mut report = policy_lines(report, &p);
     for w in &warnings {
         report = report.line(format!("warning: {w}"));
     }
@@ -291,7 +305,7 @@ fn check(m: &ArgMatches, g: &Globals, ctx: &Ctx<'_>) -> Result<Report> {
         None => Vec::new(),
     };
     // Fail closed: no database means we cannot know, which is exit 10.
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let c = policy::check(&mut store, ctx, &email, &roles)?;
     let mut report = Report::new()
         .field("email", email.as_str())

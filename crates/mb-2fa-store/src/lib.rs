@@ -11,7 +11,6 @@ use mb2fa_core::account::Ctx;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::SystemClock;
 use mb2fa_core::maintenance;
-use mb2fa_core::store::{OpenMode, Store};
 use mb2fa_core::{Error, Result};
 use serde_json::json;
 
@@ -28,7 +27,7 @@ pub fn command() -> Command {
          (created if missing). Refuses if a database exists. Only this and the first enrollment \
          on a fresh appliance (no key file, no database) create a store: a tool that finds the key \
          but no database says the database was lost (exit 10).\n\n\
-         check: one line per check (file owner and mode, schema version, SQLite integrity, the key \
+         check: one line per check (file owner and mode, schema version, the store's integrity check, the key \
          matches the recorded fingerprint, every secret opens); exit 10 if any fails.\n\n\
          seal-plaintext: seal the plaintext secrets of a version 1 database (mb-2fa built from \
          source before secrets were sealed), once, in one audited transaction. Refused when the \
@@ -65,15 +64,19 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
 
 fn init(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let key = cli::key_path(m);
-    let store = maintenance::init(&g.db, &key)?;
-    let fp = store.recorded_fingerprint()?.unwrap_or_default();
-    Ok(Report::new()
-        .field("db", g.db.display().to_string())
+    let mut store = maintenance::init(&g.db, &key)?;
+    let fp = mb2fa_core::keyring::recorded_fingerprint(&mut store)?.unwrap_or_default();
+    let report = Report::new()
+        .field("db", g.db.to_string())
         .field("key_file", key.display().to_string())
-        .field("key_fingerprint", fp.clone())
+        .field("key_fingerprint", fp.clone());
+    if g.quiet {
+        return Ok(report);
+    }
+    Ok(report
         .line(format!(
             "Created an empty 2FA store at {} with key {} ({fp}).",
-            g.db.display(),
+            g.db,
             key.display()
         ))
         .line("Back up the key file: without it no secret can be opened."))
@@ -90,7 +93,8 @@ fn check(m: &ArgMatches, g: &Globals) -> Result<Report> {
             .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
             .collect::<Vec<_>>(),
     );
-    for c in &checks {
+    // With -q only the failures are said.
+    for c in checks.iter().filter(|c| !g.quiet || !c.ok) {
         let mark = if c.ok { "ok  " } else { "FAIL" };
         report = report.line(format!("{mark} {:<9} {}", c.name, c.detail));
     }
@@ -105,14 +109,17 @@ fn check(m: &ArgMatches, g: &Globals) -> Result<Report> {
 
 fn seal(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let key = cli::key_path(m);
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let ctx = Ctx::new(&SystemClock, TOOL);
     let n = maintenance::seal_plaintext(&mut store, &ctx, &key)?;
-    Ok(Report::new()
+    let report = Report::new()
         .field("sealed", n)
-        .field("key_file", key.display().to_string())
-        .line(format!(
-            "Sealed {n} plaintext secret(s) with key {}. Back up the key file.",
-            key.display()
-        )))
+        .field("key_file", key.display().to_string());
+    if g.quiet {
+        return Ok(report);
+    }
+    Ok(report.line(format!(
+        "Sealed {n} plaintext secret(s) with key {}. Back up the key file.",
+        key.display()
+    )))
 }

@@ -5,11 +5,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Command};
+use mb2fa_core::Result;
 use mb2fa_core::account::{self, Ctx};
 use mb2fa_core::cli::{self, Globals, Report};
-use mb2fa_core::clock::{Clock, SystemClock};
-use mb2fa_core::store::{OpenMode, Store};
-use mb2fa_core::{Result, throttle};
+use mb2fa_core::clock::SystemClock;
 
 pub fn command() -> Command {
     cli::command(
@@ -33,10 +32,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
-    let mut store = Store::open(&g.db, OpenMode::MustExist)?;
+    let mut store = cli::open_store(g)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-unlock");
-    let before = account::unlock(&mut store, &ctx, &email)?;
-    let was_locked = throttle::is_locked(before.locked_until, SystemClock.now()?);
+    let account::Unlocked { before, was_locked } = account::unlock(&mut store, &ctx, &email)?;
     let report = Report::new()
         .field("email", email.as_str())
         .field("unlocked", true)

@@ -91,9 +91,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .transpose()?
         .unwrap_or_default();
     let code = Code::parse(&raw)?;
-    let mut store = cli::open_unlocked(m, g)?;
-    // Every login runs this: one fsync per code, checkpoints now and then.
-    store.defer_checkpoints();
+    let mut store = cli::open_for_logins(m, g)?;
     let ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
     if m.get_flag("diagnose") {
         let minutes = m
@@ -135,13 +133,14 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     // Worth a word only when the phone is off, by more than the account's
     // learned drift explains. (A phone back on time, offset 0, is no news:
     // the learned drift follows it.)
-    if let Some(offset) = v
-        .offset_steps
-        .filter(|o| *o != 0 && Some(*o) != v.drift_steps)
-    {
+    if let (Some(offset), Some(period)) = (
+        v.offset_steps
+            .filter(|o| *o != 0 && Some(*o) != v.drift_steps),
+        v.period,
+    ) {
         report = report.line(format!(
             "Note: the code matched {} s {} the server clock; check the time on phone and server if this persists.",
-            offset.abs() * 30,
+            offset.abs() * i64::from(period),
             if offset < 0 { "behind" } else { "ahead of" }
         ));
     }
@@ -184,7 +183,7 @@ fn resync(m: &ArgMatches, g: &Globals, email: &Email, raw: Vec<&OsString>) -> Re
     if g.quiet {
         return Ok(report);
     }
-    let span = skew::describe_seconds(r.drift_steps * 30);
+    let span = skew::describe_seconds(r.drift_steps * i64::from(r.period));
     let where_ = match r.drift_steps {
         0 => "in step with the server".to_string(),
         d if d < 0 => format!("about {span} behind the server"),

@@ -22,9 +22,10 @@ use mb2fa_core::clock::{Clock, FixedClock};
 use mb2fa_core::code::Code;
 use mb2fa_core::crypto::{self, MasterKey};
 use mb2fa_core::email::Email;
+use mb2fa_core::model::NewAccount;
 use mb2fa_core::qr::{Matrix, Render, Style};
 use mb2fa_core::secret::Secret;
-use mb2fa_core::store::{NewAccount, OpenMode, Store};
+use mb2fa_core::store::{Location, OpenMode, Store};
 use mb2fa_core::totp::{self, DEFAULT_WINDOW, TotpCheck, TotpParams};
 use mb2fa_core::uri::{self, DEFAULT_ISSUER};
 
@@ -175,7 +176,8 @@ fn bench_uri_and_qr(c: &mut Criterion) {
 fn store_with(n: usize) -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db: &Path = &dir.path().join("2fa.db");
-    let mut store = Store::open(db, OpenMode::Init).expect("open store");
+    let mut store =
+        Store::open(&Location::Sqlite(db.to_path_buf()), OpenMode::Init).expect("open store");
     store.unlock(&dir.path().join("2fa.key")).expect("unlock");
     let params = TotpParams::default();
     store
@@ -217,7 +219,11 @@ fn bench_store(c: &mut Criterion) {
 /// does it minus process start-up and opening the database.
 fn bench_resident_verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(&dir.path().join("2fa.db"), OpenMode::Init).expect("open store");
+    let mut store = Store::open(
+        &Location::Sqlite(dir.path().join("2fa.db").to_path_buf()),
+        OpenMode::Init,
+    )
+    .expect("open store");
     store.unlock(&dir.path().join("2fa.key")).expect("unlock");
     let email = Email::parse(EMAIL).expect("email");
     let start = FixedClock(NOW);
@@ -227,7 +233,7 @@ fn bench_resident_verify(c: &mut Criterion) {
         actor: "bench".into(),
     };
     let e = account::enable(&mut store, &setup, &email, DEFAULT_ISSUER, false).expect("enable");
-    store.defer_checkpoints();
+    store.tune_for_logins();
     let mut now = NOW;
     c.bench_function("account/verify_totp_resident", |b| {
         b.iter(|| {

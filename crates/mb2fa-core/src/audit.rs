@@ -8,18 +8,21 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
+pub use crate::model::{Action, Outcome};
+
 /// Where syslog listens. `MB2FA_SYSLOG_SOCKET` points the tools at another
 /// socket (tests, containers); empty turns syslog off.
 const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 
-/// One audit record.
+/// One audit record. Action and outcome are typed: the syslog severity is
+/// chosen by the outcome, so a misspelt one cannot silently change it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub at: i64,
     pub tool: String,
-    pub action: String,
+    pub action: Action,
     pub email: Option<String>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub actor: String,
     pub detail: String,
 }
@@ -71,11 +74,16 @@ pub fn is_plain_user_name(name: &str) -> bool {
 
 /// Severity for syslog: failures stand out, routine successes do not.
 fn severity(r: &Record) -> u8 {
-    match r.outcome.as_str() {
-        "break_glass" => 1,                                     // alert
-        "rejected" | "locked" | "not_enrolled" | "denied" => 4, // warning
-        "accepted" | "activated" => 6,                          // info
-        _ => 5,                                                 // notice: changes by admins
+    match r.outcome {
+        Outcome::BreakGlass => 1, // alert
+        Outcome::Rejected | Outcome::Locked | Outcome::NotEnrolled | Outcome::Denied => 4, // warning
+        Outcome::Accepted | Outcome::Activated => 6,                                       // info
+        // notice: changes by admins, and what this build does not know
+        Outcome::Ok
+        | Outcome::Conflict
+        | Outcome::Setup
+        | Outcome::Undelivered
+        | Outcome::Other(_) => 5,
     }
 }
 
@@ -89,9 +97,9 @@ pub fn syslog_text(r: &Record) -> String {
     format!(
         "{}: action={} email={} outcome={} actor={} detail={}",
         field(&r.tool),
-        field(&r.action),
+        field(r.action.as_str()),
         field(r.email.as_deref().unwrap_or("-")),
-        field(&r.outcome),
+        field(r.outcome.as_str()),
         field(&r.actor),
         quoted(&r.detail)
     )
@@ -191,9 +199,9 @@ mod tests {
         Record {
             at: 0,
             tool: "mb-2fa-verify".into(),
-            action: "verify".into(),
+            action: Action::Verify,
             email: Some("a@example.com".into()),
-            outcome: outcome.into(),
+            outcome: Outcome::parse(outcome),
             actor: "bob".into(),
             detail: "failure 1 of 5".into(),
         }

@@ -1,5 +1,8 @@
-//! The one error type of the tool set. Every error knows its exit code, so the
-//! exit-code table of the spec lives here and nowhere else.
+//! The one error type of the tool set. Every error knows its exit code: the
+//! failure half of the spec's exit-code table lives here. Two answers are
+//! exit codes by design and are not errors: a login decision
+//! (`policy::Decision::exit_code`, 0/6/7) and a failed `mb-2fa-store check`
+//! (its report's exit 10).
 //!
 //! Messages are shown to admins and written into `--json` output: they must
 //! never contain a secret or a code. Build them from emails, paths and counts.

@@ -1,12 +1,14 @@
 //! mb2fa-core: the rules and the storage behind the mb-2fa tools.
 //!
-//! One module a concern: [`secret`] (generation, base32), [`uri`] (otpauth),
-//! [`totp`] (codes, window, replay), [`backup_codes`], [`email`] and [`code`]
-//! (input), [`store`] (SQLite), [`crypto`] and [`key_file`] (secrets at rest),
-//! [`policy`] (enforcement), [`throttle`] (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and syslog), [`qr`] (terminal
-//! art), [`clock`] (time),
-//! [`error`] (exit codes), and [`account`], which ties them into the
-//! operations the tools perform. [`cli`] holds the plumbing every tool shares.
+//! One module a concern: [`model`] (the domain's types), [`secret`]
+//! (generation, base32), [`uri`] (otpauth), [`totp`] (codes, window, replay),
+//! [`backup_codes`], [`email`] and [`code`] (input), [`store`] (the store
+//! interface and its SQLite backend), [`keyring`], [`crypto`] and
+//! [`key_file`] (secrets at rest), [`policy`] (enforcement), [`throttle`]
+//! (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and
+//! syslog), [`qr`] (terminal art), [`clock`] (time), [`error`] (exit codes),
+//! and [`account`], which ties them into the operations the tools perform.
+//! [`cli`] holds the plumbing every tool shares.
 
 pub mod account;
 pub mod audit;
@@ -17,7 +19,9 @@ pub mod crypto;
 pub mod email;
 pub mod error;
 pub mod key_file;
+pub mod keyring;
 pub mod maintenance;
+pub mod model;
 pub mod policy;
 pub mod process;
 pub mod qr;

@@ -5,14 +5,15 @@
 use std::path::Path;
 
 use crate::account::Ctx;
-use crate::audit::Record;
+use crate::audit::{Action, Outcome};
 use crate::error::Result;
 use crate::key_file;
-use crate::store::{OpenMode, SCHEMA_VERSION, Store};
+use crate::keyring::{self, Keyring};
+use crate::store::{Location, OpenMode, Store};
 
 /// Create a new database at `db` and record the key (made if missing).
 /// Exit 10 if a database is already there: nothing is ever overwritten.
-pub fn init(db: &Path, key_file: &Path) -> Result<Store> {
+pub fn init(db: &Location, key_file: &Path) -> Result<Store> {
     // A key that would be refused refuses the init before anything exists.
     if key_file::load(key_file)?.is_none() {
         key_file::check_can_create(key_file)?;
@@ -52,7 +53,7 @@ impl Check {
 /// the key must be the recorded one, every secret must open under it, and
 /// SQLite's own check must pass. Changes nothing, but applies pending schema
 /// migrations as every tool does.
-pub fn check(db: &Path, key_file: &Path) -> Vec<Check> {
+pub fn check(db: &Location, key_file: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut store = match Store::open(db, OpenMode::MustExist) {
         Ok(s) => s,
@@ -63,20 +64,21 @@ pub fn check(db: &Path, key_file: &Path) -> Vec<Check> {
     };
     checks.push(Check::new(
         "open",
-        Ok(format!("{} (owner and mode are safe)", db.display())),
+        Ok(format!("{db} (owner and mode are safe)")),
     ));
+    let supported = store.supported_schema_version();
     checks.push(Check::new(
         "schema",
         store
             .schema_version()
-            .map(|v| format!("version {v} (this mb-2fa writes {SCHEMA_VERSION})")),
+            .map(|v| format!("version {v} (this mb-2fa writes {supported})")),
     ));
     checks.push(Check::new(
         "integrity",
-        store.quick_check().and_then(|bad| match bad {
-            None => Ok("SQLite quick_check: ok".to_string()),
-            Some(msg) => Err(crate::Error::storage(format!(
-                "SQLite quick_check: {}; restore the database from backup",
+        store.integrity_check().and_then(|outcome| match outcome {
+            Ok(detail) => Ok(detail),
+            Err(msg) => Err(crate::Error::storage(format!(
+                "{}; restore the database from backup",
                 crate::text::escape_for_terminal(&msg)
             ))),
         }),
@@ -103,8 +105,7 @@ pub fn check(db: &Path, key_file: &Path) -> Vec<Check> {
         checks.push(Check::new("key", Err(e)));
         return checks;
     }
-    let fp = store
-        .recorded_fingerprint()
+    let fp = keyring::recorded_fingerprint(&mut store)
         .ok()
         .flatten()
         .unwrap_or_default();
@@ -135,13 +136,13 @@ pub fn check(db: &Path, key_file: &Path) -> Vec<Check> {
 /// Seal the plaintext secrets of a version 1 database, once, audited.
 pub fn seal_plaintext(store: &mut Store, ctx: &Ctx<'_>, key_file: &Path) -> Result<usize> {
     let now = ctx.clock.now()?;
-    store.seal_plaintext(key_file, |n| Record {
-        at: now,
-        tool: ctx.tool.to_string(),
-        action: "seal-plaintext".to_string(),
-        email: None,
-        outcome: "ok".to_string(),
-        actor: ctx.actor.clone(),
-        detail: format!("{n} plaintext secrets of a version 1 database sealed"),
+    Keyring::seal_plaintext(store, key_file, |n| {
+        ctx.record(
+            now,
+            Action::SealPlaintext,
+            None,
+            Outcome::Ok,
+            format!("{n} plaintext secrets of a version 1 database sealed"),
+        )
     })
 }

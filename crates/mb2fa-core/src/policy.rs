@@ -16,11 +16,13 @@
 //! account, whichever is later; changing `grace_days` applies at once.
 
 use crate::account::Ctx;
-use crate::audit::Record;
+use crate::audit::{Action, Outcome};
 use crate::clock::rfc3339;
 use crate::email::Email;
 use crate::error::{Error, Result};
-use crate::store::{Exemption, State, Store, Tx};
+pub use crate::model::ExemptionKind as Kind;
+use crate::model::{Exemption, State};
+use crate::store::{Store, Tx, Verdict};
 use crate::uri;
 
 pub const DEFAULT_GRACE_DAYS: i64 = 7;
@@ -53,29 +55,6 @@ impl Default for Policy {
             grace_days: DEFAULT_GRACE_DAYS,
             mandatory_roles: vec![DEFAULT_MANDATORY_ROLE.to_string()],
             issuer: uri::DEFAULT_ISSUER.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Service,
-    BreakGlass,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Service => "service",
-            Kind::BreakGlass => "break-glass",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "service" => Some(Kind::Service),
-            "break-glass" => Some(Kind::BreakGlass),
-            _ => None,
         }
     }
 }
@@ -271,25 +250,6 @@ pub struct Changes {
     pub issuer: Option<String>,
 }
 
-fn policy_record(
-    ctx: &Ctx<'_>,
-    now: i64,
-    action: &str,
-    email: Option<&str>,
-    outcome: &str,
-    detail: String,
-) -> Record {
-    Record {
-        at: now,
-        tool: ctx.tool.to_string(),
-        action: action.to_string(),
-        email: email.map(str::to_string),
-        outcome: outcome.to_string(),
-        actor: ctx.actor.clone(),
-        detail,
-    }
-}
-
 /// Apply `changes` in one transaction; each changed value is audited with its
 /// old and new value. Returns the new policy.
 pub fn set(store: &mut Store, ctx: &Ctx<'_>, changes: &Changes) -> Result<Policy> {
@@ -297,12 +257,11 @@ pub fn set(store: &mut Store, ctx: &Ctx<'_>, changes: &Changes) -> Result<Policy
     store.write(|tx| {
         let old = load(tx)?;
         let audit = |what: &str, from: String, to: String| {
-            tx.append_audit(policy_record(
-                ctx,
+            tx.append_audit(ctx.record(
                 now,
-                "policy_set",
+                Action::PolicySet,
                 None,
-                "ok",
+                Outcome::Ok,
                 format!("{what}: {from} -> {to}"),
             ))
         };
@@ -351,7 +310,7 @@ pub fn exempt(
         let old = tx.exemption(email.as_str())?;
         let e = Exemption {
             email: email.as_str().to_string(),
-            kind: kind.as_str().to_string(),
+            kind,
             reason: reason.to_string(),
             created_at: now,
             created_by: ctx.actor.clone(),
@@ -360,17 +319,14 @@ pub fn exempt(
         };
         tx.put_exemption(&e)?;
         let detail = match old {
-            Some(o) => format!("{} (was {}); reason: {reason}", kind.as_str(), o.kind),
+            Some(o) => format!(
+                "{} (was {}); reason: {reason}",
+                kind.as_str(),
+                o.kind.as_str()
+            ),
             None => format!("{}; reason: {reason}", kind.as_str()),
         };
-        tx.append_audit(policy_record(
-            ctx,
-            now,
-            "exempt",
-            Some(email.as_str()),
-            "ok",
-            detail,
-        ))?;
+        tx.append_audit(ctx.record(now, Action::Exempt, Some(email), Outcome::Ok, detail))?;
         Ok(e)
     })
 }
@@ -385,51 +341,43 @@ fn no_exemption(email: &Email) -> Error {
 /// Remove an exemption; exit 3 when there is none.
 pub fn unexempt(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Exemption> {
     let now = ctx.clock.now()?;
-    store.write(|tx| {
+    store.decide(|tx| {
         let Some(old) = tx.exemption(email.as_str())? else {
-            return Ok(Err(no_exemption(email)));
+            return Ok(Verdict::Refused(no_exemption(email)));
         };
         tx.delete_exemption(email.as_str())?;
-        tx.append_audit(policy_record(
-            ctx,
+        tx.append_audit(ctx.record(
             now,
-            "unexempt",
-            Some(email.as_str()),
-            "ok",
-            format!("was {}", old.kind),
+            Action::Unexempt,
+            Some(email),
+            Outcome::Ok,
+            format!("was {}", old.kind.as_str()),
         ))?;
-        Ok(Ok(old))
-    })?
+        Ok(Verdict::Done(old))
+    })
 }
 
 /// Re-arm a used break-glass account (after its password was rotated).
 pub fn seal(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Exemption> {
     let now = ctx.clock.now()?;
-    store.write(|tx| {
+    store.decide(|tx| {
         let Some(old) = tx.exemption(email.as_str())? else {
-            return Ok(Err(no_exemption(email)));
+            return Ok(Verdict::Refused(no_exemption(email)));
         };
-        if old.kind != Kind::BreakGlass.as_str() {
-            return Ok(Err(Error::conflict(format!(
+        if old.kind != Kind::BreakGlass {
+            return Ok(Verdict::Refused(Error::conflict(format!(
                 "{email} is a {} exemption, not a break-glass account: nothing to seal",
-                old.kind
+                old.kind.as_str()
             ))));
         }
-        tx.seal(email.as_str(), now)?;
+        tx.reseal(email.as_str(), now)?;
         let detail = match old.used_at {
             Some(t) => format!("re-sealed; it was used since {}", rfc3339(t)),
             None => "re-sealed; it was not used".to_string(),
         };
-        tx.append_audit(policy_record(
-            ctx,
-            now,
-            "seal",
-            Some(email.as_str()),
-            "ok",
-            detail,
-        ))?;
-        Ok(Ok(tx.exemption(email.as_str())?.unwrap_or(old)))
-    })?
+        tx.append_audit(ctx.record(now, Action::Seal, Some(email), Outcome::Ok, detail))?;
+        Ok(Verdict::Done(tx.exemption(email.as_str())?.unwrap_or(old)))
+    })
 }
 
 pub fn exemptions(store: &mut Store) -> Result<Vec<Exemption>> {
@@ -441,7 +389,7 @@ pub fn warnings(p: &Policy, exemptions: &[Exemption]) -> Vec<String> {
     let mut out = Vec::new();
     let break_glass: Vec<&Exemption> = exemptions
         .iter()
-        .filter(|e| e.kind == Kind::BreakGlass.as_str())
+        .filter(|e| e.kind == Kind::BreakGlass)
         .collect();
     if p.require_all && break_glass.is_empty() {
         out.push("2FA is required for all but there is no break-glass account: if 2FA breaks, nobody can log in; add one with: mb-2fa-policy exempt --email E --kind break-glass --reason TEXT".to_string());
@@ -478,11 +426,8 @@ pub fn check(store: &mut Store, ctx: &Ctx<'_>, email: &Email, roles: &[String]) 
     let now = ctx.clock.now()?;
     store.write(|tx| {
         let p = load(tx)?;
-        let enrolled = tx.account_state(email.as_str())?.map(|r| r.state);
-        let exemption = match tx.exemption(email.as_str())? {
-            Some(e) => Some(Kind::parse(&e.kind).ok_or_else(|| Error::storage("the database holds an invalid exemption kind: it is damaged"))?),
-            None => None,
-        };
+        let enrolled = tx.enrollment(email.as_str())?.map(|r| r.state);
+        let exemption = tx.exemption(email.as_str())?.map(|e| e.kind);
         let first_seen = tx.first_seen(email.as_str(), now)?;
         let decision = decide(
             &p,
@@ -498,25 +443,29 @@ pub fn check(store: &mut Store, ctx: &Ctx<'_>, email: &Email, roles: &[String]) 
         match &decision {
             Decision::Allow { .. } if exemption == Some(Kind::BreakGlass) => {
                 tx.mark_used(email.as_str(), now)?;
-                tx.append_audit(policy_record(
-                    ctx,
+                tx.append_audit(ctx.record(
                     now,
-                    "check",
-                    Some(email.as_str()),
-                    "break_glass",
+                    Action::Check,
+                    Some(email),
+                    Outcome::BreakGlass,
                     format!("break-glass login allowed; roles {roles_text}; seal it again after rotating its password"),
                 ))?;
             }
             Decision::Deny { reason } => {
-                tx.append_audit(policy_record(ctx, now, "check", Some(email.as_str()), "denied", format!("{reason}; roles {roles_text}")))?;
+                tx.append_audit(ctx.record(
+                    now,
+                    Action::Check,
+                    Some(email),
+                    Outcome::Denied,
+                    format!("{reason}; roles {roles_text}"),
+                ))?;
             }
             Decision::Setup { deadline, .. } if first_seen == now => {
-                tx.append_audit(policy_record(
-                    ctx,
+                tx.append_audit(ctx.record(
                     now,
-                    "check",
-                    Some(email.as_str()),
-                    "setup",
+                    Action::Check,
+                    Some(email),
+                    Outcome::Setup,
                     format!("grace period started; enroll by {}", rfc3339(*deadline)),
                 ))?;
             }
@@ -670,7 +619,7 @@ mod tests {
     fn warnings_about_break_glass() {
         let e = |email: &str, kind: &str, used: Option<i64>| Exemption {
             email: email.into(),
-            kind: kind.into(),
+            kind: Kind::parse(kind).expect("kind"),
             reason: "r".into(),
             created_at: 0,
             created_by: "me".into(),

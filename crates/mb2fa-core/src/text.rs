@@ -106,6 +106,7 @@ pub fn escape_block(text: &str) -> Cow<'_, str> {
     Cow::Owned(lines.join("\n"))
 }
 
+#[cfg(feature = "cli")]
 /// A `serde_json` formatter that also escapes what serde_json leaves as it
 /// is (it escapes only U+0000–U+001F, `"` and `\\`): DEL, the C1 controls,
 /// bidi controls, U+2028/U+2029 and default-ignorables become `\uXXXX`
@@ -114,6 +115,7 @@ pub fn escape_block(text: &str) -> Cow<'_, str> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SafeJson;
 
+#[cfg(feature = "cli")]
 impl serde_json::ser::Formatter for SafeJson {
     fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()>
     where
@@ -134,6 +136,7 @@ impl serde_json::ser::Formatter for SafeJson {
     }
 }
 
+#[cfg(feature = "cli")]
 /// `value` as one line of JSON, through [`SafeJson`].
 pub fn to_safe_json(value: &(impl serde::Serialize + ?Sized)) -> serde_json::Result<String> {
     let mut out = Vec::new();
@@ -142,6 +145,7 @@ pub fn to_safe_json(value: &(impl serde::Serialize + ?Sized)) -> serde_json::Res
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+#[cfg(feature = "cli")]
 /// Write `value` as JSON through [`SafeJson`].
 pub fn write_safe_json<W: std::io::Write>(
     writer: W,
@@ -195,6 +199,7 @@ mod tests {
         assert_eq!(escape_for_terminal("\u{e0041}"), "\\u{e0041}");
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn json_escapes_what_serde_json_leaves() {
         let v = serde_json::json!({"k": "a\u{7f}b\u{9b}c\u{202e}d\u{2028}e\u{e0041}f\u{1b}g\"h"});

@@ -8,6 +8,8 @@
 //! once: it tells an attacker nothing new, and racing logins of one user must
 //! not lock that user out.
 
+use crate::model::Lock;
+
 /// Consecutive failures that trigger the first lock.
 pub const THRESHOLD: i64 = 5;
 /// First lock, in seconds.
@@ -25,6 +27,20 @@ pub fn lock_seconds(failures: i64) -> Option<i64> {
         .unwrap_or(u32::MAX)
         .min(16);
     Some((FIRST_LOCK << doublings).min(MAX_LOCK))
+}
+
+/// The lock after one more wrong code at `now`: the count goes up; at the
+/// threshold and beyond a new lock starts now (below it, a running lock is
+/// left as it is).
+pub fn after_failure(lock: Lock, now: i64) -> Lock {
+    let failed_attempts = lock.failed_attempts.saturating_add(1);
+    let locked_until = lock_seconds(failed_attempts)
+        .map(|s| now.saturating_add(s))
+        .or(lock.locked_until);
+    Lock {
+        failed_attempts,
+        locked_until,
+    }
 }
 
 /// Is an account with `locked_until` locked at `now`?
@@ -53,6 +69,46 @@ mod tests {
         for (failures, want) in table {
             assert_eq!(lock_seconds(failures), want, "{failures}");
         }
+    }
+
+    #[test]
+    fn a_failure_counts_and_locks_from_the_threshold() {
+        let mut lock = Lock::CLEAR;
+        for _ in 0..4 {
+            lock = after_failure(lock, 100);
+        }
+        assert_eq!(
+            lock,
+            Lock {
+                failed_attempts: 4,
+                locked_until: None
+            }
+        );
+        lock = after_failure(lock, 100);
+        assert_eq!(
+            lock,
+            Lock {
+                failed_attempts: 5,
+                locked_until: Some(130)
+            }
+        );
+        lock = after_failure(lock, 200);
+        assert_eq!(
+            lock,
+            Lock {
+                failed_attempts: 6,
+                locked_until: Some(260)
+            }
+        );
+        let old = Lock {
+            failed_attempts: 1,
+            locked_until: Some(50),
+        };
+        assert_eq!(
+            after_failure(old, 10).locked_until,
+            Some(50),
+            "kept below the threshold"
+        );
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! Command-line plumbing shared by every tool: the global options and how a
+//! tool gets its store ([`open_store`] and co., here), arguments
+//! (`args.rs`), running a tool and its errors and exit codes (`run.rs`),
+//! streamed output (`stream.rs`), and what is printed (`render.rs`: one JSON
+//! document or human text on stdout).
+//!
+//! Each tool crate builds its `clap::Command` on [`command`] and hands its
+//! work to [`run`]; nothing here knows about any single tool.
+
+mod args;
+mod render;
+mod run;
+mod stream;
+
+use clap::ArgMatches;
+
+pub use args::{command, confirm, email, email_arg, key_file_arg, key_path, secret_value};
+pub use render::{Report, exemption_json, human_time, json_time, push_table, short_time, table};
+pub use run::{run, run_streaming};
+pub use stream::{JsonArray, Stream};
+
+use crate::error::Result;
+use crate::store::{Location, OpenMode, Store};
+
+/// The options every tool takes.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// The store (`--db`).
+    pub db: Location,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// Open the database and load the key: what every tool that reads or
+/// writes a secret does first.
+pub fn open_unlocked(m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let mut store = open_store(g)?;
+    store.unlock(&key_path(m))?;
+    Ok(store)
+}
+
+/// Open the store named by the global options, as every tool does that
+/// needs no secret (exit 10 if there is no initialised store): the one way a
+/// tool gets a store, so no tool names a backend.
+pub fn open_store(g: &Globals) -> Result<Store> {
+    Store::open(&g.db, OpenMode::MustExist)
+}
+
+/// [`open_unlocked`] for `mb-2fa-verify`, which every login runs.
+pub fn open_for_logins(m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let mut store = open_unlocked(m, g)?;
+    store.tune_for_logins();
+    Ok(store)
+}
+
+/// [`open_unlocked`] for `mb-2fa-enable`: on a fresh appliance (neither
+/// database nor key file) the first enrollment creates both.
+pub fn open_for_enrollment(m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let key = key_path(m);
+    let mut store = Store::open(&g.db, OpenMode::CreateIfFresh { key_file: &key })?;
+    store.unlock(&key)?;
+    Ok(store)
+}

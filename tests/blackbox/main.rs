@@ -29,6 +29,7 @@ mod permissions;
 mod planted;
 mod policy;
 mod qr;
+mod quiet;
 mod reference;
 mod skew;
 mod stdin;

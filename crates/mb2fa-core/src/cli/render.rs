@@ -69,7 +69,11 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
         .header_separator(LineStyle::none().fill('-').junction(' '))
         .content_lines(ContentLineStyle::none().junction(' '));
     let mut table = comfy_table::Table::new();
-    table.load_style(style).set_header(header.to_vec());
+    table.load_style(style);
+    // No header (`-q`): no header line and no separator either.
+    if !header.is_empty() {
+        table.set_header(header.to_vec());
+    }
     table
 }
 

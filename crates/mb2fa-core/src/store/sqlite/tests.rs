@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::keyring::Keyring;
 use crate::model::NewAccount;
 use crate::secret::Secret;
-use crate::store::{Location, OpenMode, Store};
+use crate::store::{Location, OpenMode, Store, Verdict};
 use crate::totp::TotpParams;
 
 fn open(path: &Path, mode: OpenMode<'_>) -> Result<Store> {
@@ -298,4 +298,41 @@ fn summaries_walk_the_email_index_without_a_sort() {
         "{text}"
     );
     assert!(!plan.iter().any(|l| l.starts_with("SCAN b")), "{text}");
+}
+
+#[test]
+fn a_read_for_update_needs_a_write_transaction_and_a_refusal_commits() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut store = open(&tmp.path().join("2fa.db"), OpenMode::Init).expect("open");
+    store.unlock(&tmp.path().join("2fa.key")).expect("key");
+    let err = store
+        .read(|tx| tx.enrollment_for_update("a@b"))
+        .expect_err("a read transaction cannot lock");
+    assert!(
+        err.message().contains("read for update"),
+        "{}",
+        err.message()
+    );
+    let err = store
+        .read(|tx| tx.account_for_update("a@b"))
+        .expect_err("a read transaction cannot lock");
+    assert_eq!(err.exit_code(), 10);
+
+    // A refusal commits what was written before it (its audit record); an
+    // error rolls everything back.
+    let refused: Result<()> = store.decide(|tx| {
+        tx.set_setting("probe", "refused")?;
+        Ok(Verdict::Refused(Error::rejected("no")))
+    });
+    assert_eq!(
+        refused.map_err(|e| e.kind()),
+        Err(crate::ErrorKind::Rejected)
+    );
+    let failed: Result<()> = store.decide(|tx| {
+        tx.set_setting("probe", "failed")?;
+        Err(Error::storage("boom"))
+    });
+    assert!(failed.is_err());
+    let probe = store.read(|tx| tx.setting("probe")).expect("read");
+    assert_eq!(probe.as_deref(), Some("refused"));
 }

@@ -4,8 +4,8 @@
 use std::fs;
 
 use mb2fa_tests::{
-    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, TOOLS, UNLOCK,
-    VERIFY, is_backup_code, is_secret, totp_now,
+    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, POLICY, STORE, TOOLS,
+    UNLOCK, VERIFY, is_backup_code, is_secret, totp_now,
 };
 use serde_json::Value;
 
@@ -236,6 +236,11 @@ fn a_file_that_is_not_a_database_is_a_storage_error_and_is_left_alone() {
             VERIFY => vec!["--email", ALICE, "--code", "123456"],
             DISABLE => vec!["--email", ALICE, "--yes"],
             BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
+            // The login decision, which must fail closed.
+            POLICY => vec!["check", "--email", ALICE],
+            // Opens the store as the others do (`check` reports on stdout
+            // instead, and `init` refuses any file there).
+            STORE => vec!["seal-plaintext"],
             _ => vec![],
         };
         let mut json_args = vec!["--json"];
@@ -260,6 +265,11 @@ fn a_directory_as_database_is_a_storage_error() {
             VERIFY => vec!["--email", ALICE, "--code", "123456"],
             DISABLE => vec!["--email", ALICE, "--yes"],
             BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
+            // The login decision, which must fail closed.
+            POLICY => vec!["check", "--email", ALICE],
+            // Opens the store as the others do (`check` reports on stdout
+            // instead, and `init` refuses any file there).
+            STORE => vec!["seal-plaintext"],
             _ => vec![],
         };
         let mut json_args = vec!["--json"];

@@ -13,20 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mb2fa_tests::{Env, Run, finish, spawn, with_suffix};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-/// Every tool the suite ships, for the "never a panic" sweeps.
-pub const ALL_TOOLS: [&str; 8] = [
-    mb2fa_tests::ENABLE,
-    mb2fa_tests::VERIFY,
-    mb2fa_tests::DISABLE,
-    mb2fa_tests::BACKUP_CODES,
-    mb2fa_tests::LIST,
-    mb2fa_tests::UNLOCK,
-    mb2fa_tests::AUDIT,
-    POLICY,
-];
-
-pub const POLICY: &str = "mb-2fa-policy";
-
 /// Exit codes of the spec's table (and the policy check's 6 and 7).
 pub const SPEC_EXIT_CODES: [i32; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 10];
 

@@ -22,20 +22,42 @@ use serde_json::Value;
 use sha1::Sha1;
 use tempfile::TempDir;
 
-pub const ENABLE: &str = "mb-2fa-enable";
-pub const VERIFY: &str = "mb-2fa-verify";
-pub const DISABLE: &str = "mb-2fa-disable";
-pub const BACKUP_CODES: &str = "mb-2fa-backup-codes";
-pub const LIST: &str = "mb-2fa-list";
-pub const UNLOCK: &str = "mb-2fa-unlock";
-pub const AUDIT: &str = "mb-2fa-audit";
-pub const POLICY: &str = "mb-2fa-policy";
-pub const STORE: &str = "mb-2fa-store";
+/// The one list of the tools: a constant for each name, [`TOOLS`], and
+/// [`built_tools!`] (their paths as cargo built them), from the same lines.
+macro_rules! tools {
+    ($($konst:ident = $name:literal,)*) => {
+        $(#[doc = concat!("`", $name, "`")] pub const $konst: &str = $name;)*
 
-/// Every tool of the set.
-pub const TOOLS: [&str; 7] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, LIST, UNLOCK, AUDIT];
+        /// Every tool of the set (each is a `[[bin]]` of tests/Cargo.toml).
+        pub const TOOLS: [&str; [$($name),*].len()] = [$($konst),*];
 
-/// The tools that take `--email`.
+        /// `[(name, path)]` of every tool, the paths being what cargo built
+        /// for the integration test that expands this (`CARGO_BIN_EXE_<name>`,
+        /// which cargo sets only there, not for this library). A tool missing
+        /// from tests/Cargo.toml's `[[bin]]`s fails that build.
+        #[macro_export]
+        macro_rules! built_tools {
+            () => {
+                [$(($name, env!(concat!("CARGO_BIN_EXE_", $name)))),*]
+            };
+        }
+    };
+}
+
+tools! {
+    ENABLE = "mb-2fa-enable",
+    VERIFY = "mb-2fa-verify",
+    DISABLE = "mb-2fa-disable",
+    BACKUP_CODES = "mb-2fa-backup-codes",
+    LIST = "mb-2fa-list",
+    UNLOCK = "mb-2fa-unlock",
+    AUDIT = "mb-2fa-audit",
+    POLICY = "mb-2fa-policy",
+    STORE = "mb-2fa-store",
+}
+
+/// The tools that act on one account named by a top-level `--email` (audit's
+/// `--email` is an optional filter; policy's is a subcommand's).
 pub const EMAIL_TOOLS: [&str; 5] = [ENABLE, VERIFY, DISABLE, BACKUP_CODES, UNLOCK];
 
 /// TOTP period of the product's defaults (seconds).
@@ -48,28 +70,33 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 // Locating and running the binaries
 // ---------------------------------------------------------------------------
 
-/// Path of one of the tool binaries.
+/// Path of one of the tool binaries: the one cargo built for this test run.
 ///
-/// They are built into the same target directory as this test: the test
-/// executable is `target/<profile>/deps/blackbox-HASH`, the binaries are in
-/// `target/<profile>/`. `MB2FA_BIN_DIR` overrides that (to test installed
-/// binaries, e.g. `MB2FA_BIN_DIR=/usr/bin`).
+/// The binaries are `[[bin]]`s of the package mb2fa-tests, so cargo builds
+/// them before it builds and runs its integration tests, and passes each
+/// one's path in `CARGO_BIN_EXE_<name>`: at build time to the test crate
+/// (where [`built_tools!`] reads it) and, since cargo 1.94, in the running
+/// test's environment, where this reads it. With an older cargo it falls
+/// back to where cargo puts them, `target/<profile>/`, beside the test
+/// executable's `deps/`. The black-box suite checks that this is what cargo
+/// built (`smoke::the_tools_run_are_the_ones_cargo_built`). `MB2FA_BIN_DIR`
+/// overrides both, to test installed binaries (`MB2FA_BIN_DIR=/usr/sbin`).
 pub fn bin(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("MB2FA_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let exe = std::env::current_exe().expect("path of the test executable");
-            exe.parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .expect("the test executable lives in target/<profile>/deps")
-        }
+    let path = if let Some(dir) = std::env::var_os("MB2FA_BIN_DIR") {
+        PathBuf::from(dir).join(name)
+    } else if let Some(built) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        PathBuf::from(built)
+    } else {
+        let exe = std::env::current_exe().expect("path of the test executable");
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|dir| dir.join(name))
+            .expect("the test executable lives in target/<profile>/deps")
     };
-    let path = dir.join(name);
     if !path.is_file() {
         panic!(
-            "{} is missing: the black-box tests run the tool binaries; \
-             run `cargo test --workspace` (or `cargo build --workspace` first)",
+            "{} is missing: the tests run the tool binaries that cargo builds with them; \
+             run them with `cargo test` (or set MB2FA_BIN_DIR to where the tools are installed)",
             path.display()
         );
     }

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, POLICY, STORE, TOOLS,
     UNLOCK, VERIFY, is_backup_code, is_secret, totp_now,
 };

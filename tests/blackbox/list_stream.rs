@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::process::Stdio;
 
-use mb2fa_tests::{Env, LIST, POLICY, Run, finish};
+use mb2fa_testkit::{Env, LIST, POLICY, Run, finish};
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use mb2fa_tests::{AUDIT, Env, LIST, POLICY, Run};
+use mb2fa_testkit::{AUDIT, Env, LIST, POLICY, Run};
 
 const BOB: &str = "bob@example.com";
 const GLASS: &str = "glass@example.com";

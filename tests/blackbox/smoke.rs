@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Env, LIST, POLICY, STORE, TOOLS, UNLOCK, VERIFY, bin,
     run_command, run_in_terminal,
 };
@@ -16,7 +16,7 @@ const A: &str = "a@example.com";
 /// stale binary left elsewhere.
 #[test]
 fn the_tools_run_are_the_ones_cargo_built() {
-    let built = mb2fa_tests::built_tools!();
+    let built = mb2fa_testkit::built_tools!();
     let names: Vec<&str> = built.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, TOOLS, "built_tools! and TOOLS disagree");
     if std::env::var_os("MB2FA_BIN_DIR").is_some() {
@@ -61,7 +61,7 @@ fn disable_help_names_the_options() {
 /// Enroll, then run disable on a pseudo-terminal and answer its prompt: the
 /// run (`None` without script(1), outside CI) and whether the account is
 /// still enrolled.
-fn disable_prompt_answer(answer: &[u8]) -> Option<(mb2fa_tests::Run, bool)> {
+fn disable_prompt_answer(answer: &[u8]) -> Option<(mb2fa_testkit::Run, bool)> {
     const TTY: &str = "tty@example.com";
     let env = Env::new();
     env.enroll(TTY);

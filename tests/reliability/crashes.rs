@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Env, LIST, POLICY, STORE, UNLOCK, VERIFY, decode_secret,
     fixtures, mode, now_unix, totp_at, totp_now, wrong_codes,
 };

@@ -9,7 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, STORE, TOOLS, UNLOCK,
     VERIFY, run_command,
 };

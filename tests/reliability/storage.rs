@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, UNLOCK, VERIFY, chmod,
     db_bytes, decode_secret, now_unix, run_all, run_command, totp_at, totp_now, with_suffix,
     write_key_file,

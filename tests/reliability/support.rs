@@ -10,7 +10,7 @@ use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mb2fa_tests::{Env, Run, finish, spawn, with_suffix};
+use mb2fa_testkit::{Env, Run, finish, spawn, with_suffix};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// Exit codes of the spec's table (and the policy check's 6 and 7).
@@ -380,7 +380,7 @@ pub fn copy_db(from: &Path, to: &Path) {
 pub fn copy_env(from: &Env, to: &Env) {
     copy_db(&from.db, &to.db);
     if from.key.exists() {
-        mb2fa_tests::write_key_file(&to.key, &std::fs::read(&from.key).expect("key"), 0o400);
+        mb2fa_testkit::write_key_file(&to.key, &std::fs::read(&from.key).expect("key"), 0o400);
     }
 }
 

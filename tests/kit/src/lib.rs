@@ -1326,7 +1326,10 @@ pub fn chmod(path: &Path, mode: u32) {
 
 /// The directory of the fixtures (`tests/fixtures`).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/kit is in tests/")
+        .join("fixtures")
 }
 
 impl Env {

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Env, LIST, Run, UNLOCK, VERIFY, chmod, contains_bytes,
     decode_secret, mode, run_command, totp_now, with_suffix, write_key_file,
 };

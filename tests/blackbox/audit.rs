@@ -8,7 +8,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::Duration;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Env, UNLOCK, VERIFY, decode_secret, now_unix,
     parse_rfc3339_utc, totp_now, wrong_codes,
 };
@@ -413,19 +413,19 @@ fn no_audit_row_holds_a_code_or_the_secret() {
                         assert!(!t.contains(n.as_str()), "audit value {t:?} holds {n:?}");
                     }
                     for r in &raw {
-                        assert!(!mb2fa_tests::contains_bytes(t.as_bytes(), r));
+                        assert!(!mb2fa_testkit::contains_bytes(t.as_bytes(), r));
                     }
                 }
                 Sql::Blob(b) => {
                     for n in &text_needles {
                         assert!(
-                            !mb2fa_tests::contains_bytes(b, n.as_bytes()),
+                            !mb2fa_testkit::contains_bytes(b, n.as_bytes()),
                             "a blob holds {n:?}"
                         );
                     }
                     for r in &raw {
                         assert!(
-                            !mb2fa_tests::contains_bytes(b, r),
+                            !mb2fa_testkit::contains_bytes(b, r),
                             "a blob holds a raw secret"
                         );
                     }

@@ -2,7 +2,7 @@
 //! and a TOTP step accepted once, whatever the interleaving, and nobody gives
 //! up with "database is busy" (exit 10).
 
-use mb2fa_tests::{ENABLE, Env, Run, VERIFY, run_all, totp_now};
+use mb2fa_testkit::{ENABLE, Env, Run, VERIFY, run_all, totp_now};
 
 const ALICE: &str = "alice@example.com";
 const N: usize = 16;

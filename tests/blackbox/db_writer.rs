@@ -3,12 +3,12 @@
 //! answers "not enrolled". A row that does not open under the key is exit 10
 //! for that account; the others keep working.
 
-use mb2fa_tests::{Env, oathtool};
+use mb2fa_testkit::{Env, oathtool};
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
 
-fn two_active(env: &Env) -> (mb2fa_tests::Enrolled, mb2fa_tests::Enrolled) {
+fn two_active(env: &Env) -> (mb2fa_testkit::Enrolled, mb2fa_testkit::Enrolled) {
     let alice = env.enroll(ALICE);
     env.activate(&alice);
     let bob = env.enroll(BOB);

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::process::Stdio;
 
-use mb2fa_tests::{BACKUP_CODES, ENABLE, Env, LIST};
+use mb2fa_testkit::{BACKUP_CODES, ENABLE, Env, LIST};
 
 const ALICE: &str = "alice@example.com";
 
@@ -59,7 +59,7 @@ fn a_qr_file_that_cannot_be_made_stops_the_enrollment_before_it_happens() {
         ],
     )
     .ok_json();
-    assert_eq!(mb2fa_tests::mode(&good), 0o600);
+    assert_eq!(mb2fa_testkit::mode(&good), 0o600);
     assert!(
         std::fs::read_to_string(&good)
             .expect("svg")
@@ -67,11 +67,11 @@ fn a_qr_file_that_cannot_be_made_stops_the_enrollment_before_it_happens() {
     );
 }
 
-fn to_dev_full(env: &Env, tool: &str, args: &[&str]) -> mb2fa_tests::Run {
+fn to_dev_full(env: &Env, tool: &str, args: &[&str]) -> mb2fa_testkit::Run {
     let mut cmd = env.command(tool, args);
     cmd.stdout(Stdio::from(File::create("/dev/full").expect("/dev/full")));
     let out = cmd.stderr(Stdio::piped()).output().expect("run");
-    mb2fa_tests::Run {
+    mb2fa_testkit::Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::new(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
 
-use mb2fa_tests::{Env, POLICY, VERIFY};
+use mb2fa_testkit::{Env, POLICY, VERIFY};
 
 const GLASS: &str = "breakglass@example.com";
 
@@ -84,7 +84,7 @@ fn path_does_not_pick_the_helper_diagnose_runs() {
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    let code = mb2fa_tests::totp_now(&e.secret, 0);
+    let code = mb2fa_testkit::totp_now(&e.secret, 0);
     let run = env.run_env(
         VERIFY,
         [
@@ -116,7 +116,7 @@ fn sudo_user_cannot_forge_the_actor() {
             vars.push(("SUDO_UID", OsStr::new(uid)));
         }
         env.run_env(
-            mb2fa_tests::UNLOCK,
+            mb2fa_testkit::UNLOCK,
             ["--json", "--email", "alice@example.com"],
             &vars,
         )
@@ -130,7 +130,7 @@ fn sudo_user_cannot_forge_the_actor() {
     }
     // The real thing: a name NSS maps to the uid sudo gave.
     env.run_env(
-        mb2fa_tests::UNLOCK,
+        mb2fa_testkit::UNLOCK,
         ["--json", "--email", "alice@example.com"],
         &[
             ("SUDO_USER", OsStr::new("root")),
@@ -161,7 +161,7 @@ fn nix_uid() -> u32 {
 fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
     let env = Env::new();
     let e = env.enroll("alice@example.com");
-    let code = mb2fa_tests::totp_now(&e.secret, 0);
+    let code = mb2fa_testkit::totp_now(&e.secret, 0);
     let front_end = [
         ("SUDO_UID", OsStr::new("1000")),
         ("SUDO_USER", OsStr::new("www-data")),
@@ -174,7 +174,7 @@ fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
     cmd.env_remove("MB2FA_KEY_FILE")
         .env_remove("MB2FA_SYSLOG_SOCKET")
         .envs(front_end);
-    let run = mb2fa_tests::run_command(cmd, None);
+    let run = mb2fa_testkit::run_command(cmd, None);
     assert!(
         run.fail_json(2, "usage").contains("--db is not accepted"),
         "{run}"
@@ -184,7 +184,7 @@ fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
     cmd.args(["--json", "--email", "alice@example.com", "--code", &code])
         .env("MB2FA_DB", &env.db)
         .envs(front_end);
-    let run = mb2fa_tests::run_command(cmd, None);
+    let run = mb2fa_testkit::run_command(cmd, None);
     assert!(run.fail_json(2, "usage").contains("MB2FA_"), "{run}");
     // Each file option is refused by name (the store stays this test's own
     // even if a refusal were missing: --db is passed as well).
@@ -192,7 +192,7 @@ fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
     let key = env.path("k.key");
     for (tool, args, named) in [
         (
-            mb2fa_tests::ENABLE,
+            mb2fa_testkit::ENABLE,
             vec![
                 "--email",
                 "b@example.com",
@@ -202,7 +202,7 @@ fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
             "--qr-file",
         ),
         (
-            mb2fa_tests::STORE,
+            mb2fa_testkit::STORE,
             vec!["check", "--key-file", key.to_str().expect("utf-8")],
             "--key-file",
         ),
@@ -212,7 +212,7 @@ fn through_sudo_for_a_non_root_user_no_file_is_taken_from_the_caller() {
             .env_remove("MB2FA_KEY_FILE")
             .env_remove("MB2FA_SYSLOG_SOCKET")
             .envs(front_end);
-        let run = mb2fa_tests::run_command(cmd, None);
+        let run = mb2fa_testkit::run_command(cmd, None);
         assert!(run.fail_json(2, "usage").contains(named), "{run}");
         assert!(!svg.exists(), "{run}");
     }

@@ -1,7 +1,7 @@
 //! Out-of-range stored times (issue 12, item 7): a value a database writer
 //! planted never makes a tool panic or abort, the login path included.
 
-use mb2fa_tests::{Env, LIST, UNLOCK, totp_now};
+use mb2fa_testkit::{Env, LIST, UNLOCK, totp_now};
 
 #[test]
 fn a_lock_in_the_far_future_is_exit_10_naming_the_field_and_unlock_clears_it() {
@@ -53,10 +53,10 @@ fn no_tool_can_dump_core() {
             "--clear-groups",
             "--",
         ])
-        .arg(mb2fa_tests::bin(mb2fa_tests::VERIFY));
+        .arg(mb2fa_testkit::bin(mb2fa_testkit::VERIFY));
         c
     } else {
-        std::process::Command::new(mb2fa_tests::bin(mb2fa_tests::VERIFY))
+        std::process::Command::new(mb2fa_testkit::bin(mb2fa_testkit::VERIFY))
     };
     cmd.args(["--email", &e.email, "--code", "-"])
         .env("MB2FA_DB", env.path("nowhere.db"))
@@ -71,7 +71,7 @@ fn no_tool_can_dump_core() {
     let mut limits = String::new();
     for _ in 0..200 {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-        if exe.ends_with(mb2fa_tests::VERIFY) {
+        if exe.ends_with(mb2fa_testkit::VERIFY) {
             limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
             // Soft and hard: a soft 0 alone is a common default of the
             // caller's shell, in place before the tool ran.
@@ -125,7 +125,7 @@ fn an_impossible_grace_period_is_exit_10_never_allow() {
     ] {
         let env = Env::new();
         env.init();
-        env.run(mb2fa_tests::POLICY, ["set", "--require-all", "on"])
+        env.run(mb2fa_testkit::POLICY, ["set", "--require-all", "on"])
             .expect_code(0);
         env.connect()
             .execute(
@@ -135,7 +135,7 @@ fn an_impossible_grace_period_is_exit_10_never_allow() {
             )
             .expect("plant");
         let run = env.run(
-            mb2fa_tests::POLICY,
+            mb2fa_testkit::POLICY,
             ["--json", "check", "--email", "bob@example.com"],
         );
         let message = run.fail_json(10, "storage");

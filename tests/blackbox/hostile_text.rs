@@ -2,7 +2,7 @@
 //! would break a pasted command line, are refused (exit 2) before anything
 //! is stored; canonically equal spellings are one account.
 
-use mb2fa_tests::{DISABLE, ENABLE, Env, LIST, VERIFY};
+use mb2fa_testkit::{DISABLE, ENABLE, Env, LIST, VERIFY};
 
 #[test]
 fn look_alike_account_names_are_refused() {

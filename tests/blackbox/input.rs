@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, TOOLS, VERIFY, non_utf8, totp_now,
 };
 

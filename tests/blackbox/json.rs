@@ -3,9 +3,9 @@
 
 use std::fs;
 
-use mb2fa_tests::{
-    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, TOOLS, UNLOCK,
-    VERIFY, is_backup_code, is_secret, totp_now,
+use mb2fa_testkit::{
+    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, POLICY, STORE, TOOLS,
+    UNLOCK, VERIFY, is_backup_code, is_secret, totp_now,
 };
 use serde_json::Value;
 
@@ -202,16 +202,28 @@ fn enable_on_an_active_account_is_a_conflict() {
     assert_eq!(audit["records"][0]["outcome"], "conflict");
 }
 
+/// A command line of `tool` that opens the store (after `--db`).
+fn opening(tool: &str) -> Vec<&'static str> {
+    match tool {
+        ENABLE => vec!["--email", ALICE, "--qr", "none"],
+        VERIFY => vec!["--email", ALICE, "--code", "123456"],
+        DISABLE => vec!["--email", ALICE, "--yes"],
+        BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
+        LIST | AUDIT => vec![],
+        // The login decision, which must fail closed.
+        POLICY => vec!["check", "--email", ALICE],
+        // Opens the store as the others do (`check` reports on stdout
+        // instead, and `init` refuses any file there).
+        STORE => vec!["seal-plaintext"],
+        other => panic!("no command line for {other}"),
+    }
+}
+
 #[test]
 fn a_missing_database_is_a_storage_error_and_is_not_created() {
     let env = Env::new();
     for tool in [VERIFY, DISABLE, BACKUP_CODES, LIST] {
-        let args: Vec<&str> = match tool {
-            VERIFY => vec!["--email", ALICE, "--code", "123456"],
-            DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
-            _ => vec![],
-        };
+        let args = opening(tool);
         // Not "not enrolled" (3): nothing was looked up.
         let mut json_args = vec!["--json"];
         json_args.extend(&args);
@@ -231,13 +243,7 @@ fn a_file_that_is_not_a_database_is_a_storage_error_and_is_left_alone() {
     let junk = b"this is not an SQLite database, it is a text file\n".repeat(100);
     fs::write(&env.db, &junk).expect("write junk");
     for tool in TOOLS {
-        let args: Vec<&str> = match tool {
-            ENABLE => vec!["--email", ALICE, "--qr", "none"],
-            VERIFY => vec!["--email", ALICE, "--code", "123456"],
-            DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
-            _ => vec![],
-        };
+        let args = opening(tool);
         let mut json_args = vec!["--json"];
         json_args.extend(&args);
         env.run(tool, &json_args).fail_json(10, "storage");
@@ -255,13 +261,7 @@ fn a_directory_as_database_is_a_storage_error() {
     let env = Env::new();
     fs::create_dir(&env.db).expect("mkdir");
     for tool in TOOLS {
-        let args: Vec<&str> = match tool {
-            ENABLE => vec!["--email", ALICE, "--qr", "none"],
-            VERIFY => vec!["--email", ALICE, "--code", "123456"],
-            DISABLE => vec!["--email", ALICE, "--yes"],
-            BACKUP_CODES | UNLOCK => vec!["--email", ALICE],
-            _ => vec![],
-        };
+        let args = opening(tool);
         let mut json_args = vec!["--json"];
         json_args.extend(&args);
         env.run(tool, &json_args).fail_json(10, "storage");

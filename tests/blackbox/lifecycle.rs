@@ -1,7 +1,7 @@
 //! The whole life of an enrollment through the binaries, and the state
 //! changes around it (replacing, forcing, disabling, regenerating).
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Env, LIST, VERIFY, is_backup_code, now_unix, oathtool,
     parse_rfc3339_utc, totp_now, wrong_code,
 };

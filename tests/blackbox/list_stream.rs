@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::process::Stdio;
 
-use mb2fa_tests::{Env, LIST, Run, finish};
+use mb2fa_testkit::{Env, LIST, POLICY, Run, finish};
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";
@@ -67,7 +67,7 @@ fn json_lists_every_account_in_email_order_with_the_same_shape() {
     let alice = env.enroll(ALICE);
     env.activate(&alice);
     env.run(
-        "mb-2fa-policy",
+        POLICY,
         [
             "exempt", "--email", BOB, "--kind", "service", "--reason", "relay",
         ],

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     DISABLE, Env, LIST, Run, UNLOCK, VERIFY, finish, now_unix, parse_rfc3339_utc, spawn, totp_now,
     wrong_codes,
 };

@@ -5,14 +5,14 @@
 use std::ffi::OsStr;
 use std::process::Command;
 
-use mb2fa_tests::{Env, POLICY};
+use mb2fa_testkit::{Env, POLICY};
 
 fn decide(env: &Env, email: &str, roles: &[&str]) -> String {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../packaging/examples/login-check.sh"
     );
-    let bin_dir = mb2fa_tests::bin(POLICY)
+    let bin_dir = mb2fa_testkit::bin(POLICY)
         .parent()
         .expect("bin dir")
         .to_path_buf();

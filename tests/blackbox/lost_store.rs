@@ -4,7 +4,7 @@
 //! creates nothing. Only `mb-2fa-store init` and the first enrollment on a
 //! fresh appliance (no key, no database) make a store.
 
-use mb2fa_tests::{ENABLE, Env, POLICY, STORE, VERIFY, db_bytes};
+use mb2fa_testkit::{ENABLE, Env, POLICY, STORE, VERIFY, db_bytes};
 
 const ALICE: &str = "alice@example.com";
 
@@ -30,7 +30,7 @@ fn key_present_database_gone_is_exit_10_and_creates_nothing() {
     let e = env.enroll(ALICE);
     env.activate(&e);
     for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(mb2fa_tests::with_suffix(&env.db, suffix));
+        let _ = std::fs::remove_file(mb2fa_testkit::with_suffix(&env.db, suffix));
     }
     for (tool, args) in attempts() {
         let run = env.run(tool, &args);

@@ -2,7 +2,8 @@
 //! against its own database in a temporary directory and checks the contract
 //! of SPEC.md (exit codes, output, JSON fields, files on disk).
 //!
-//! Run with `cargo test --workspace` (which builds the binaries).
+//! Run with `cargo test --workspace` or `cargo test -p mb2fa-tests`: the
+//! binaries are this package's, so cargo builds them first.
 
 // Helpers outside #[test] functions panic on purpose: a failed check is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -32,5 +33,6 @@ mod qr;
 mod quiet;
 mod reference;
 mod skew;
+mod smoke;
 mod stdin;
 mod tty;

@@ -9,7 +9,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     AUDIT, ENABLE, Env, LIST, STORE, UNLOCK, VERIFY, contains_bytes, decode_secret, fixtures, mode,
     run_all, totp_now, write_key_file,
 };
@@ -64,7 +64,7 @@ fn from_fixture() -> Env {
     let env = Env::new();
     for suffix in ["", "-wal", "-shm"] {
         let from = fixture_dir().join(format!("2fa.db{suffix}"));
-        let to = mb2fa_tests::with_suffix(&env.db, suffix);
+        let to = mb2fa_testkit::with_suffix(&env.db, suffix);
         std::fs::copy(&from, &to).expect("copy the fixture");
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
@@ -362,7 +362,7 @@ fn no_plaintext_secret_is_left_in_the_database_file_after_sealing() {
     // plaintext, not even in freed space.
     let mut files = vec![("db", std::fs::read(&env.db).expect("db"))];
     for suffix in ["-wal", "-shm"] {
-        if let Ok(b) = std::fs::read(mb2fa_tests::with_suffix(&env.db, suffix)) {
+        if let Ok(b) = std::fs::read(mb2fa_testkit::with_suffix(&env.db, suffix)) {
             files.push((suffix, b));
         }
     }

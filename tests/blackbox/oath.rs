@@ -1,7 +1,7 @@
 //! Codes from `oathtool --totp -b SECRET`, the reference many admins have at
 //! hand, are accepted (the oathtool helper's fallback policy is in lib.rs).
 
-use mb2fa_tests::{Env, OtpauthUri, decode_secret, now_unix, oathtool, oathtool_at, totp_at};
+use mb2fa_testkit::{Env, OtpauthUri, decode_secret, now_unix, oathtool, oathtool_at, totp_at};
 
 const ALICE: &str = "alice@example.com";
 

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 
-use mb2fa_tests::{BACKUP_CODES, DISABLE, ENABLE, Env, LIST, TOOLS, VERIFY, totp_now};
+use mb2fa_testkit::{BACKUP_CODES, DISABLE, ENABLE, Env, LIST, TOOLS, VERIFY, totp_now};
 
 const ALICE: &str = "alice@example.com";
 

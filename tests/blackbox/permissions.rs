@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use mb2fa_tests::{ENABLE, Env, bin, mode, run_command};
+use mb2fa_testkit::{ENABLE, Env, bin, mode, run_command};
 
 const ALICE: &str = "alice@example.com";
 
@@ -72,7 +72,7 @@ fn later_tools_keep_the_modes() {
     let env = Env::new();
     let e = env.enroll(ALICE);
     env.activate(&e);
-    env.run(mb2fa_tests::BACKUP_CODES, ["--email", ALICE])
+    env.run(mb2fa_testkit::BACKUP_CODES, ["--email", ALICE])
         .expect_code(0);
     assert_eq!(mode(&env.db), 0o600, "{:o}", mode(&env.db));
 }
@@ -81,7 +81,7 @@ fn later_tools_keep_the_modes() {
 fn the_database_alone_gives_away_no_secret() {
     let env = Env::new();
     let e = env.enroll(ALICE);
-    let key = mb2fa_tests::decode_secret(&e.secret);
+    let key = mb2fa_testkit::decode_secret(&e.secret);
     let snapshot = env.snapshot();
     for bytes in [snapshot.db, snapshot.wal].into_iter().flatten() {
         assert!(

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use mb2fa_tests::{ENABLE, Env, STORE, write_key_file};
+use mb2fa_testkit::{ENABLE, Env, STORE, write_key_file};
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
@@ -86,17 +86,17 @@ fn a_database_others_may_read_is_refused_with_the_fix() {
     let env = Env::new();
     let alice = env.enroll("alice@example.com");
     for suffix in ["", "-wal", "-shm"] {
-        let file = mb2fa_tests::with_suffix(&env.db, suffix);
+        let file = mb2fa_testkit::with_suffix(&env.db, suffix);
         assert!(file.exists(), "{} is kept between runs", file.display());
         for mode in [0o644, 0o660, 0o606] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
             let before = env.snapshot();
-            let run = env.verify_json(&alice.email, &mb2fa_tests::totp_now(&alice.secret, 0));
+            let run = env.verify_json(&alice.email, &mb2fa_testkit::totp_now(&alice.secret, 0));
             let message = run.fail_json(10, "storage");
             assert!(message.contains("chmod 0600"), "{message}\n{run}");
             assert!(message.contains(&format!("{mode:04o}")), "{message}\n{run}");
             assert_eq!(env.snapshot(), before, "{run}");
-            let run = env.run(mb2fa_tests::LIST, ["--json"]);
+            let run = env.run(mb2fa_testkit::LIST, ["--json"]);
             run.fail_json(10, "storage");
         }
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -142,7 +142,7 @@ fn a_database_owned_by_another_user_is_refused() {
     let env = Env::new();
     let alice = env.enroll("alice@example.com");
     std::os::unix::fs::chown(&env.db, Some(65534), Some(65534)).expect("chown");
-    let run = env.verify_json(&alice.email, &mb2fa_tests::totp_now(&alice.secret, 0));
+    let run = env.verify_json(&alice.email, &mb2fa_testkit::totp_now(&alice.secret, 0));
     assert!(
         run.fail_json(10, "storage").contains("owned by uid 65534"),
         "{run}"

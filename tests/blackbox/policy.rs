@@ -6,9 +6,8 @@ use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use mb2fa_tests::{AUDIT, Env, LIST, Run};
+use mb2fa_testkit::{AUDIT, Env, LIST, POLICY, Run};
 
-const POLICY: &str = "mb-2fa-policy";
 const BOB: &str = "bob@example.com";
 const GLASS: &str = "glass@example.com";
 

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     ENABLE, Env, OtpauthUri, QrStyle, art_lines, art_to_modules, backup_codes_in, decode_art,
     decode_one, invert, mode, quiet_zone, run_all, svg_to_modules, totp_now, uri_in,
 };
@@ -204,7 +204,7 @@ fn auto_style_follows_the_locale() {
         cmd.env("LC_ALL", locale)
             .env("LC_CTYPE", locale)
             .env("LANG", locale);
-        let run = mb2fa_tests::run_command(cmd, None);
+        let run = mb2fa_testkit::run_command(cmd, None);
         run.expect_code(0);
         assert_eq!(
             decode_art(&run.stdout, style),

@@ -2,7 +2,7 @@
 //! made. (Before issue 13 the audit table kept its header and the policy and
 //! store subcommands printed their confirmations regardless.)
 
-use mb2fa_tests::{AUDIT, Env, POLICY, STORE, UNLOCK, totp_now};
+use mb2fa_testkit::{AUDIT, Env, POLICY, STORE, UNLOCK, totp_now};
 
 const ALICE: &str = "alice@example.com";
 const GLASS: &str = "glass@example.com";

@@ -1,7 +1,7 @@
 //! The independent RFC 6238 reference (and oathtool) against the RFC's own
 //! test vectors, so the other tests can trust the codes they compute.
 
-use mb2fa_tests::{decode_secret, hotp, is_secret, oathtool_at, totp_at, totp_now};
+use mb2fa_testkit::{decode_secret, hotp, is_secret, oathtool_at, totp_at, totp_now};
 
 /// RFC 6238 Appendix B, SHA1: the ASCII secret "12345678901234567890".
 const RFC_SECRET: &[u8] = b"12345678901234567890";
@@ -63,10 +63,10 @@ fn oathtool_agrees_with_the_rfc_vectors() {
 fn totp_now_is_the_code_of_the_current_step() {
     // Retry once if a step boundary falls between the two computations.
     for _ in 0..2 {
-        let before = mb2fa_tests::now_unix();
+        let before = mb2fa_testkit::now_unix();
         let code = totp_now(RFC_SECRET_B32, 0);
         let next = totp_now(RFC_SECRET_B32, 1);
-        let after = mb2fa_tests::now_unix();
+        let after = mb2fa_testkit::now_unix();
         if before / 30 != after / 30 {
             continue;
         }

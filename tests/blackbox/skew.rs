@@ -2,7 +2,7 @@
 //! be re-synchronised with two consecutive codes. Codes come from oathtool
 //! with `--now` (the skewed "phone"), never from the product.
 
-use mb2fa_tests::{Env, LIST, VERIFY, now_unix, oathtool_at, wrong_code};
+use mb2fa_testkit::{Env, LIST, VERIFY, now_unix, oathtool_at, wrong_code};
 
 const ALICE: &str = "alice@example.com";
 
@@ -218,7 +218,7 @@ fn diagnose_tells_replays_and_wrong_accounts_counts_wrong_codes_and_respects_the
     assert_eq!(records[0]["outcome"], "locked", "{records:#?}");
 
     // Unlocked, a valid code diagnosed stays valid.
-    env.run(mb2fa_tests::UNLOCK, ["--json", "--email", ALICE])
+    env.run(mb2fa_testkit::UNLOCK, ["--json", "--email", ALICE])
         .ok_json();
     let d = diagnose(&next, "10").ok_json();
     assert_eq!(d["would_accept"], true, "{d}");

@@ -1,7 +1,7 @@
 //! `--code -` reads the code from stdin (so it never shows in `ps`), and a
 //! code never appears in the output of a failing command.
 
-use mb2fa_tests::{DISABLE, Env, VERIFY, totp_now, wrong_code};
+use mb2fa_testkit::{DISABLE, Env, VERIFY, totp_now, wrong_code};
 
 const ALICE: &str = "alice@example.com";
 

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     DISABLE, ENABLE, Env, QrStyle, art_lines, art_to_modules, decode_art, decode_one, invert,
     run_in_terminal, uri_in,
 };

@@ -17,14 +17,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use mb2fa_tests::{
-    BACKUP_CODES, DISABLE, ENABLE, Env, LIST, STORE, UNLOCK, VERIFY, decode_secret, fixtures, mode,
-    now_unix, totp_at, totp_now, wrong_codes,
+use mb2fa_testkit::{
+    BACKUP_CODES, DISABLE, ENABLE, Env, LIST, POLICY, STORE, UNLOCK, VERIFY, decode_secret,
+    fixtures, mode, now_unix, totp_at, totp_now, wrong_codes,
 };
 use rusqlite::Connection;
 
 use crate::support::{
-    Ending, POLICY, Rng, Row, Stored, assert_accounts_whole, assert_intact, audit_rows, copy_env,
+    Ending, Rng, Row, Stored, assert_accounts_whole, assert_intact, audit_rows, copy_env,
     crash_trials, figure, kill_after, open, rows, schema_objects, setting, stored, time_one,
     user_version,
 };

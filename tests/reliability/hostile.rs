@@ -9,11 +9,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
-use mb2fa_tests::{
-    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, Run, UNLOCK, VERIFY, run_command,
+use mb2fa_testkit::{
+    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, STORE, TOOLS, UNLOCK,
+    VERIFY, run_command,
 };
 
-use crate::support::{ALL_TOOLS, POLICY, Rng, figure, no_panic, run_with_timeout};
+use crate::support::{Rng, figure, no_panic, run_with_timeout};
 
 const A: &str = "alice@example.com";
 
@@ -592,7 +593,7 @@ fn skeletons(tool: &str, e: &Enrolled) -> Vec<Vec<OsString>> {
         AUDIT => vec![v(&[
             "--json", "--email", A, "--since", "24h", "--limit", "5",
         ])],
-        _ => vec![
+        POLICY => vec![
             v(&["--json", "check", "--email", A, "--role", "admin"]),
             v(&["set", "--grace-days", "3", "--issuer", "Example"]),
             v(&[
@@ -606,6 +607,14 @@ fn skeletons(tool: &str, e: &Enrolled) -> Vec<Vec<OsString>> {
             ]),
             v(&["--json", "show"]),
         ],
+        // init and seal-plaintext refuse here (a store exists, with a key).
+        STORE => vec![
+            v(&["check"]),
+            v(&["--json", "check"]),
+            v(&["init", "--json"]),
+            v(&["seal-plaintext"]),
+        ],
+        other => panic!("no command lines for {other}"),
     }
 }
 
@@ -616,7 +625,7 @@ fn random_argument_vectors_never_panic() {
     let pool = token_pool(&e);
     let mut rng = Rng::for_test("argv");
     let mut by_code = std::collections::BTreeMap::<i32, usize>::new();
-    for tool in ALL_TOOLS {
+    for tool in TOOLS {
         let skeletons = skeletons(tool, &e);
         for trial in 0..per_tool {
             let mut pick = |n: usize| usize::try_from(rng.below(n as u64)).expect("index");
@@ -682,7 +691,7 @@ fn random_argument_vectors_never_panic() {
         "hostile input, random argv",
         format!(
             "{} tools x {per_tool} vectors: no panic, {}",
-            ALL_TOOLS.len(),
+            TOOLS.len(),
             summary.join(", ")
         ),
     );

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use mb2fa_tests::{
+use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, Run, UNLOCK, VERIFY, decode_secret,
     now_unix, run_all, totp_at, totp_now, wrong_code,
 };
@@ -764,11 +764,11 @@ fn readers_never_see_a_half_made_change() {
 
         // The version 1 upgrade, by several seal-plaintext runs at once.
         let v1 = Env::new();
-        std::fs::copy(mb2fa_tests::fixtures().join("schema-v1/2fa.db"), &v1.db).expect("fixture");
+        std::fs::copy(mb2fa_testkit::fixtures().join("schema-v1/2fa.db"), &v1.db).expect("fixture");
         std::fs::set_permissions(&v1.db, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .expect("chmod");
         let cmds = (0..3)
-            .map(|_| v1.command(mb2fa_tests::STORE, ["seal-plaintext", "--json"]))
+            .map(|_| v1.command(mb2fa_testkit::STORE, ["seal-plaintext", "--json"]))
             .collect();
         let (runs, n) = observe(&v1.db, cmds);
         snapshots += n;
@@ -843,11 +843,11 @@ fn a_revoked_backup_code_never_works_after_the_regeneration() {
         env.activate(&e);
         let old = e.backup_codes[trial % 10].clone();
         let mut regen = env.command(BACKUP_CODES, ["--json", "--email", A]);
-        let regen_child = mb2fa_tests::spawn(&mut regen, false);
+        let regen_child = mb2fa_testkit::spawn(&mut regen, false);
         let wait = regen_time.as_micros() as u64 * (40 + rng.below(70)) / 100;
         std::thread::sleep(std::time::Duration::from_micros(wait));
         let verify = env.verify_json(A, &old);
-        let regen = mb2fa_tests::finish(regen_child, "mb-2fa-backup-codes".into());
+        let regen = mb2fa_testkit::finish(regen_child, "mb-2fa-backup-codes".into());
         let new_codes = regen.ok_json()["backup_codes"]
             .as_array()
             .expect("backup_codes")

@@ -15,16 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mb2fa_tests::{
-    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, Run, UNLOCK, VERIFY, chmod,
+use mb2fa_testkit::{
+    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, UNLOCK, VERIFY, chmod,
     db_bytes, decode_secret, now_unix, run_all, run_command, totp_at, totp_now, with_suffix,
     write_key_file,
 };
 
 use crate::support::{
-    Immutable, POLICY, Tmpfs, as_nobody, assert_accounts_whole, assert_intact, chown_nobody,
-    copy_db, copy_env, figure, no_panic, open, quietly, run_with_timeout, skip_note, stored,
-    user_version,
+    Immutable, Tmpfs, as_nobody, assert_accounts_whole, assert_intact, chown_nobody, copy_db,
+    copy_env, figure, no_panic, open, quietly, run_with_timeout, skip_note, stored, user_version,
 };
 
 const A: &str = "alice@example.com";

@@ -10,22 +10,11 @@ use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mb2fa_tests::{Env, Run, finish, spawn, with_suffix};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use mb2fa_testkit::{Env, Run, finish, spawn, with_suffix};
+use rusqlite::{Connection, OptionalExtension};
 
-/// Every tool the suite ships, for the "never a panic" sweeps.
-pub const ALL_TOOLS: [&str; 8] = [
-    mb2fa_tests::ENABLE,
-    mb2fa_tests::VERIFY,
-    mb2fa_tests::DISABLE,
-    mb2fa_tests::BACKUP_CODES,
-    mb2fa_tests::LIST,
-    mb2fa_tests::UNLOCK,
-    mb2fa_tests::AUDIT,
-    POLICY,
-];
-
-pub const POLICY: &str = "mb-2fa-policy";
+// The reliability tests look at databases through the kit's connection.
+pub use mb2fa_testkit::db::{open, user_version};
 
 /// Exit codes of the spec's table (and the policy check's 6 and 7).
 pub const SPEC_EXIT_CODES: [i32; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 10];
@@ -221,21 +210,6 @@ pub fn time_one(mut cmd: Command) -> Duration {
 // Looking at a database
 // ---------------------------------------------------------------------------
 
-/// Open `db` directly (read-write: SQLite may need to replay its WAL).
-pub fn open(db: &Path) -> Connection {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    // As the tools do: looking must not checkpoint (change the files).
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )
-    .expect("no checkpoint on close");
-    conn
-}
-
 /// `PRAGMA integrity_check` is `ok` and no foreign key dangles.
 #[track_caller]
 pub fn assert_intact(db: &Path) {
@@ -254,11 +228,6 @@ pub fn assert_intact(db: &Path) {
         })
         .expect("foreign_key_check");
     assert_eq!(dangling, 0, "dangling foreign keys in {}", db.display());
-}
-
-pub fn user_version(conn: &Connection) -> i64 {
-    conn.pragma_query_value(None, "user_version", |r| r.get(0))
-        .expect("user_version")
 }
 
 /// The names of the tables, indexes and triggers, sorted.
@@ -394,7 +363,7 @@ pub fn copy_db(from: &Path, to: &Path) {
 pub fn copy_env(from: &Env, to: &Env) {
     copy_db(&from.db, &to.db);
     if from.key.exists() {
-        mb2fa_tests::write_key_file(&to.key, &std::fs::read(&from.key).expect("key"), 0o400);
+        mb2fa_testkit::write_key_file(&to.key, &std::fs::read(&from.key).expect("key"), 0o400);
     }
 }
 

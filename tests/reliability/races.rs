@@ -287,6 +287,10 @@ fn replay(
                     "conflict, but nothing active to protect: {ctx}"
                 );
             }
+            // The enrollment was made or replaced between the look that
+            // disable showed (or found nothing) and its removal: nothing is
+            // removed, and there is an enrollment at that point.
+            (Kind::Disable, "conflict") => assert!(slot.is_some(), "{ctx}"),
             (Kind::Disable, "ok") => {
                 assert!(slot.is_some(), "{ctx}");
                 *slot = None;

@@ -206,16 +206,31 @@ pub fn disable_shown(
     remove(store, ctx, email, Some(shown))
 }
 
-/// Record an attempt to disable an account that has no enrollment (exit 3),
-/// without calling anything that removes.
+/// `mb-2fa-disable` found no enrollment to show: record that (exit 3), in a
+/// transaction that looks again, so the record is true when it commits. An
+/// enrollment made meanwhile is not removed (nobody was shown it): exit 5,
+/// run the command again.
 pub fn disable_not_enrolled(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Error {
-    let recorded = ctx.clock.now().and_then(|now| {
-        audit_only(
-            store,
-            ctx.record(now, Action::Disable, Some(email), Outcome::NotEnrolled, ""),
-        )
+    let decided = ctx.clock.now().and_then(|now| {
+        let record =
+            |outcome, detail: &str| ctx.record(now, Action::Disable, Some(email), outcome, detail);
+        store.decide(|tx| match tx.enrollment_for_update(email.as_str())? {
+            None => tx.refuse(
+                record(Outcome::NotEnrolled, ""),
+                Error::not_enrolled(email.as_str()),
+            ),
+            Some(_) => tx.refuse(
+                record(
+                    Outcome::Conflict,
+                    "an enrollment was made after none was found; nothing removed",
+                ),
+                Error::conflict(format!(
+                    "{email} was enrolled meanwhile (after none was found): nothing was removed; run the command again"
+                )),
+            ),
+        })
     });
-    match recorded {
+    match decided {
         Ok(()) => Error::not_enrolled(email.as_str()),
         Err(e) => e,
     }

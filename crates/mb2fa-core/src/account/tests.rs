@@ -482,6 +482,24 @@ fn disable_removes_only_the_enrollment_that_was_shown() {
 }
 
 #[test]
+fn not_enrolled_is_recorded_only_if_still_true_at_commit() {
+    let (_tmp, mut store, email) = setup();
+    let clock = FixedClock(NOW);
+    let c = ctx(&clock);
+    // Nothing enrolled: exit 3, recorded.
+    let err = disable_not_enrolled(&mut store, &c, &email);
+    assert_eq!(err.kind(), ErrorKind::NotEnrolled);
+    // Enrolled after the tool found nothing: nothing removed, exit 5.
+    enable(&mut store, &c, &email, "Mailborder", false).expect("enable");
+    let err = disable_not_enrolled(&mut store, &c, &email);
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{}", err.message());
+    assert!(state(&mut store, &email).expect("state").is_some(), "kept");
+    let log = audit_log(&mut store, Some(&email), None, 10).expect("audit");
+    let outcomes: Vec<&str> = log.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["conflict", "ok", "not_enrolled"]);
+}
+
+#[test]
 fn list_each_streams_in_email_order_with_exemptions_from_one_snapshot() {
     let (_tmp, mut store, _) = setup();
     let clock = FixedClock(NOW);

@@ -2,7 +2,7 @@
 //! be re-synchronised with two consecutive codes. Codes come from oathtool
 //! with `--now` (the skewed "phone"), never from the product.
 
-use mb2fa_testkit::{Env, LIST, VERIFY, now_unix, oathtool_at, wrong_code};
+use mb2fa_testkit::{Env, LIST, VERIFY, in_one_step, now_unix, oathtool_at, wrong_code};
 
 const ALICE: &str = "alice@example.com";
 
@@ -227,42 +227,44 @@ fn diagnose_tells_replays_and_wrong_accounts_counts_wrong_codes_and_respects_the
 
 #[test]
 fn a_phone_back_on_time_gets_no_clock_note() {
-    let env = Env::new();
-    let e = env.enroll(ALICE);
-    // Early in a 30 s step, so every code below is computed and checked in
-    // the same steps.
-    while now_unix() % 30 > 15 {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    env.run(
-        VERIFY,
-        [
-            "--email",
-            ALICE,
-            "--resync",
-            &phone(&e.secret, 60),
-            &phone(&e.secret, 30),
-        ],
-    )
-    .expect_code(0);
-    assert_eq!(env.account(ALICE)["drift_steps"], -1);
-    // The phone's clock was fixed: its code matches the server's own step.
-    let run = env.run(VERIFY, ["--email", ALICE, "--code", &phone(&e.secret, 0)]);
-    run.expect_code(0);
-    assert!(run.stdout.contains("Code accepted"), "{run}");
-    assert!(!run.stdout.contains("Note:"), "{run}");
+    // Each round's codes are computed and checked in one 30 s step.
+    let (resync, drift, fixed) = in_one_step(|| {
+        let env = Env::new();
+        let e = env.enroll(ALICE);
+        let resync = env.run(
+            VERIFY,
+            [
+                "--email",
+                ALICE,
+                "--resync",
+                &phone(&e.secret, 60),
+                &phone(&e.secret, 30),
+            ],
+        );
+        let drift = env.account(ALICE)["drift_steps"].clone();
+        // The phone's clock was fixed: its code matches the server's own step.
+        let fixed = env.run(VERIFY, ["--email", ALICE, "--code", &phone(&e.secret, 0)]);
+        (resync, drift, fixed)
+    });
+    resync.expect_code(0);
+    assert_eq!(drift, -1);
+    fixed.expect_code(0);
+    assert!(fixed.stdout.contains("Code accepted"), "{fixed}");
+    assert!(!fixed.stdout.contains("Note:"), "{fixed}");
     // A phone one step ahead is still worth a word.
-    let env2 = Env::new();
-    let e2 = env2.enroll(ALICE);
-    let run = env2.run(
-        VERIFY,
-        [
-            "--email",
-            ALICE,
-            "--code",
-            &oathtool_at(&e2.secret, now_unix() + 30, 6),
-        ],
-    );
+    let run = in_one_step(|| {
+        let env2 = Env::new();
+        let e2 = env2.enroll(ALICE);
+        env2.run(
+            VERIFY,
+            [
+                "--email",
+                ALICE,
+                "--code",
+                &oathtool_at(&e2.secret, now_unix() + 30, 6),
+            ],
+        )
+    });
     run.expect_code(0);
     assert!(
         run.stdout.contains("30 s ahead of the server clock"),

@@ -62,6 +62,28 @@ pub fn totp_now(secret_base32: &str, offset_steps: i64) -> String {
     totp_at(&decode_secret(secret_base32), shifted(offset_steps), 6)
 }
 
+/// Run `round` until one run of it begins and ends in the same TOTP step,
+/// and return what that run gave. The binaries read the real clock, so a
+/// test that computes a code for "now" and has a tool check it right after
+/// only means what it says when no step boundary fell in between: this makes
+/// such a test independent of where in a step it starts, without waiting
+/// for one. A round takes far less than a step, so a boundary falls in at
+/// most one of two runs; each run must set up afresh (a new [`crate::Env`])
+/// and must leave its checks to the caller.
+#[track_caller]
+pub fn in_one_step<T>(mut round: impl FnMut() -> T) -> T {
+    for _ in 0..3 {
+        let step = now_unix() / PERIOD;
+        let out = round();
+        if now_unix() / PERIOD == step {
+            return out;
+        }
+    }
+    panic!(
+        "three runs in a row crossed a TOTP step boundary: a run must take far less than {PERIOD} s"
+    );
+}
+
 /// A 6-digit code that matches none of the steps `-3..=3` around now: surely
 /// wrong for the account, yet well-formed.
 pub fn wrong_code(secret_base32: &str) -> String {

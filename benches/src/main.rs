@@ -177,6 +177,7 @@ fn seed(o: &Opts) -> Result<()> {
                     outcome: audit::Outcome::Ok,
                     actor: "bench".into(),
                     detail: "seeded".into(),
+                    node: "bench".into(),
                 })?;
             }
             Ok(())

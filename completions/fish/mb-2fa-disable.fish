@@ -1,4 +1,5 @@
-complete -c mb-2fa-disable -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-disable -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-disable -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-disable -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-disable -l key-file -d 'Key that seals the TOTP secrets; only needed with --code' -r -F
 complete -c mb-2fa-disable -l code -d 'Require this valid code first (6 digits or a backup code); - reads it from stdin' -r

@@ -1,4 +1,5 @@
-complete -c mb-2fa-list -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-list -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-list -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-list -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-list -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-list -s h -l help -d 'Print help (see more with \'--help\')'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mb_2fa_policy_global_optspecs
-    string join \n db= json q/quiet h/help V/version
+    string join \n db= config= json q/quiet h/help V/version
 end
 
 function __fish_mb_2fa_policy_needs_command
@@ -24,7 +24,8 @@ function __fish_mb_2fa_policy_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -s h -l help -d 'Print help'
@@ -36,7 +37,8 @@ complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "unexemp
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "seal" -d 'Re-arm a used break-glass account, after rotating its password'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "check" -d 'The login decision: exit 0 ask for a code, 6 let in, 7 keep out, 10 fail closed'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand show" -s h -l help -d 'Print help'
@@ -45,7 +47,8 @@ off\t''"
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l grace-days -d 'Days an account may log in without 2FA once required [default: 7]' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l mandatory-role -d 'Role with no grace at all (repeat for several; replaces the list) [default: super-admin]' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l issuer -d 'Default issuer shown in authenticator apps for new enrollments' -r
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l no-mandatory-roles -d 'Give every role the grace period'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand set" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
@@ -54,23 +57,27 @@ complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l e
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l kind -d 'service, or break-glass (every use is alerted until sealed again)' -r -f -a "service\t''
 break-glass\t''"
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l reason -d 'Why (recorded in the audit trail)' -r
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand exempt" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l email -d 'Account (email address); trimmed and lower-cased' -r
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand unexempt" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l email -d 'Account (email address); trimmed and lower-cased' -r
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand seal" -s h -l help -d 'Print help'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l role -d 'A role of the account (repeatable), e.g. super-admin' -r
-complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l db -d 'SQLite database shared by all mb-2fa tools' -r -F
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l db -d 'The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else /var/lib/mailborder/2fa.db' -r
+complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-policy -n "__fish_mb_2fa_policy_using_subcommand check" -s h -l help -d 'Print help'

@@ -113,5 +113,6 @@ fn to_json(r: &Record) -> Value {
         "outcome": r.outcome.as_str(),
         "actor": r.actor,
         "detail": r.detail,
+        "node": r.node,
     })
 }

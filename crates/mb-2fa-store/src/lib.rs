@@ -29,6 +29,10 @@ pub fn command() -> Command {
          but no database says the database was lost (exit 10).\n\n\
          check: one line per check (file owner and mode, schema version, the store's integrity check, the key \
          matches the recorded fingerprint, every secret opens); exit 10 if any fails.\n\n\
+         copy --to PATH|URL: copy every row (sealed secrets as they are, replay floors, lockouts, \
+         policy, exemptions, the audit trail) into another store, SQLite to MariaDB or back, in one \
+         transaction on the target; refuses a target that holds accounts unless --force. The \
+         target needs the same key file.\n\n\
          seal-plaintext: seal the plaintext secrets of a version 1 database (mb-2fa built from \
          source before secrets were sealed), once, in one audited transaction. Refused when the \
          database already records a key or any secret already looks sealed.",
@@ -38,11 +42,29 @@ pub fn command() -> Command {
     .subcommand(Command::new("init").about("Create a new, empty store (refuses if one exists)"))
     .subcommand(Command::new("check").about("Check that the store can be trusted (exit 10 if not)"))
     .subcommand(
+        Command::new("copy")
+            .about("Copy every row of this store into another (SQLite to MariaDB and back)")
+            .arg(
+                clap::Arg::new("to")
+                    .long("to")
+                    .value_name("PATH|URL")
+                    .required(true)
+                    .value_parser(clap::value_parser!(OsString))
+                    .help("The target store: an SQLite file or a mariadb:// URL (created if absent)"),
+            )
+            .arg(
+                clap::Arg::new("force")
+                    .long("force")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Replace the accounts of a target that has some (its audit trail is kept)"),
+            ),
+    )
+    .subcommand(
         Command::new("seal-plaintext")
             .about("Seal the plaintext secrets of a version 1 database, once"),
     )
     .after_help(
-        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json",
+        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json\n  sudo mb-2fa-store copy --to 'mariadb://mb2fa@db.example.com/mailborder?password_file=/etc/mailborder/2fa-db.password'",
     )
 }
 
@@ -56,14 +78,15 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         Some(("init", sub)) => init(sub, g),
         Some(("check", sub)) => check(sub, g),
         Some(("seal-plaintext", sub)) => seal(sub, g),
+        Some(("copy", sub)) => copy(sub, g),
         _ => Err(Error::usage(
-            "a subcommand is required: init, check or seal-plaintext",
+            "a subcommand is required: init, check, copy or seal-plaintext",
         )),
     }
 }
 
-fn init(m: &ArgMatches, g: &Globals) -> Result<Report> {
-    let key = cli::key_path(m);
+fn init(_m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = g.key_file.clone();
     let mut store = maintenance::init(&g.db, &key)?;
     let fp = mb2fa_core::keyring::recorded_fingerprint(&mut store)?.unwrap_or_default();
     let report = Report::new()
@@ -82,20 +105,24 @@ fn init(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .line("Back up the key file: without it no secret can be opened."))
 }
 
-fn check(m: &ArgMatches, g: &Globals) -> Result<Report> {
-    let key = cli::key_path(m);
+fn check(_m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = g.key_file.clone();
     let checks = maintenance::check(&g.db, &key);
     let failed = checks.iter().filter(|c| !c.ok).count();
     let mut report = Report::new().field(
         "checks",
         checks
             .iter()
-            .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
+            .map(|c| json!({"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail}))
             .collect::<Vec<_>>(),
     );
     // With -q only the failures are said.
-    for c in checks.iter().filter(|c| !g.quiet || !c.ok) {
-        let mark = if c.ok { "ok  " } else { "FAIL" };
+    for c in checks.iter().filter(|c| !g.quiet || !c.ok || c.warning) {
+        let mark = match (c.ok, c.warning) {
+            (false, _) => "FAIL",
+            (true, true) => "WARN",
+            (true, false) => "ok  ",
+        };
         report = report.line(format!("{mark} {:<9} {}", c.name, c.detail));
     }
     report = report.field("healthy", failed == 0);
@@ -107,8 +134,44 @@ fn check(m: &ArgMatches, g: &Globals) -> Result<Report> {
     Ok(report)
 }
 
-fn seal(m: &ArgMatches, g: &Globals) -> Result<Report> {
-    let key = cli::key_path(m);
+fn copy(m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let raw = m
+        .get_one::<OsString>("to")
+        .ok_or_else(|| Error::usage("--to is required"))?;
+    let to = raw
+        .to_str()
+        .ok_or_else(|| Error::usage("--to is not valid UTF-8"))
+        .and_then(|s| mb2fa_core::store::Location::parse(s, "--to"))?;
+    let mut store = cli::open_store(g)?;
+    let ctx = Ctx::new(&SystemClock, TOOL);
+    let n = maintenance::copy(&mut store, &to, m.get_flag("force"), &ctx)?;
+    let report = Report::new()
+        .field("from", g.db.to_string())
+        .field("to", to.to_string())
+        .field(
+            "copied",
+            json!({
+                "accounts": n.accounts,
+                "backup_codes": n.backup_codes,
+                "settings": n.settings,
+                "exemptions": n.exemptions,
+                "first_seen": n.first_seen,
+                "audit": n.audit,
+            }),
+        );
+    if g.quiet {
+        return Ok(report);
+    }
+    Ok(report
+        .line(format!(
+            "Copied {} account(s), {} backup code(s), {} setting(s), {} exemption(s), {} first-seen time(s) and {} audit record(s) from {} to {to}.",
+            n.accounts, n.backup_codes, n.settings, n.exemptions, n.first_seen, n.audit, g.db
+        ))
+        .line("The secrets are sealed with the same key: every node that uses the target needs the same key file."))
+}
+
+fn seal(_m: &ArgMatches, g: &Globals) -> Result<Report> {
+    let key = g.key_file.clone();
     let mut store = cli::open_store(g)?;
     let ctx = Ctx::new(&SystemClock, TOOL);
     let n = maintenance::seal_plaintext(&mut store, &ctx, &key)?;

@@ -25,6 +25,38 @@ pub struct Record {
     pub outcome: Outcome,
     pub actor: String,
     pub detail: String,
+    /// The host the tool ran on: on a cluster, which node (see [`node_name`]).
+    /// Empty in records written before schema 5.
+    pub node: String,
+}
+
+/// This machine's host name, recorded in every audit row so that a
+/// cluster's trail says which node a login came through. `?` if it cannot
+/// be read; control characters and spaces are replaced.
+pub fn node_name() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let raw = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        let clean: String = raw
+            .chars()
+            .take(255)
+            .map(|c| {
+                if c.is_control() || c.is_whitespace() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        if clean.is_empty() {
+            "?".to_string()
+        } else {
+            clean
+        }
+    })
 }
 
 /// Who runs the tool, for the audit trail: the admin behind sudo, else the
@@ -204,6 +236,7 @@ mod tests {
             outcome: Outcome::parse(outcome),
             actor: "bob".into(),
             detail: "failure 1 of 5".into(),
+            node: "node-a".into(),
         }
     }
 

@@ -56,6 +56,9 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// A transient storage failure (a Galera certification conflict, a
+    /// deadlock): the whole transaction may be run again from the start.
+    retry: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,6 +68,31 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retry: false,
+        }
+    }
+
+    /// A storage failure after which the whole transaction is run again
+    /// (see `Store`): a certification conflict or deadlock. Exit 10 only if
+    /// the retries run out.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Error {
+            retry: true,
+            ..Self::storage(message)
+        }
+    }
+
+    /// Whether running the transaction again may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.retry
+    }
+
+    /// The same error with its message prefixed (e.g. by the store's name).
+    pub fn prefixed(&self, prefix: &str) -> Self {
+        Error {
+            kind: self.kind,
+            message: format!("{prefix}: {}", self.message),
+            retry: self.retry,
         }
     }
 

@@ -87,7 +87,7 @@ impl Keyring {
     pub fn seal_plaintext(
         store: &mut Store,
         key_path: &Path,
-        record: impl FnOnce(usize) -> Record,
+        record: impl Fn(usize) -> Record,
     ) -> Result<usize> {
         let name = store.describe();
         let (n, keyring) = store.write(|tx| {

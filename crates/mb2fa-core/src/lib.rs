@@ -15,6 +15,7 @@ pub mod audit;
 pub mod backup_codes;
 pub mod clock;
 pub mod code;
+pub mod config;
 pub mod crypto;
 pub mod email;
 pub mod error;

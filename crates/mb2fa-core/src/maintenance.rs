@@ -9,7 +9,7 @@ use crate::audit::{Action, Outcome};
 use crate::error::Result;
 use crate::key_file;
 use crate::keyring::{self, Keyring};
-use crate::store::{Location, OpenMode, Store};
+use crate::store::{Location, OpenMode, RowCounts, Store};
 
 /// Create a new database at `db` and record the key (made if missing).
 /// Exit 10 if a database is already there: nothing is ever overwritten.
@@ -28,6 +28,8 @@ pub fn init(db: &Location, key_file: &Path) -> Result<Store> {
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// Passed, but worth an admin's attention (a clock a few seconds off).
+    pub warning: bool,
     pub detail: String,
 }
 
@@ -37,14 +39,52 @@ impl Check {
             Ok(detail) => Check {
                 name,
                 ok: true,
+                warning: false,
                 detail,
             },
             Err(e) => Check {
                 name,
                 ok: false,
+                warning: false,
                 detail: e.message().to_string(),
             },
         }
+    }
+}
+
+/// Above this, this node's clock and the database server's disagree enough
+/// to warn: TOTP steps are judged by each node's own clock, so nodes that
+/// disagree judge the same code differently.
+pub const CLOCK_WARN_SECS: f64 = 5.0;
+/// At a whole TOTP step apart, codes are judged a step off: a failure.
+pub const CLOCK_FAIL_SECS: f64 = 30.0;
+
+fn clock_check(r: crate::store::ClockReading) -> Check {
+    let off = r.offset_secs;
+    let detail = format!(
+        "this node's clock is {:.3} s {} the database server's (measured in {} ms)",
+        off.abs(),
+        if off >= 0.0 { "ahead of" } else { "behind" },
+        r.round_trip.as_millis()
+    );
+    if off.abs() >= CLOCK_FAIL_SECS {
+        Check::new(
+            "clock",
+            Err(crate::Error::storage(format!(
+                "{detail}: a whole TOTP step; fix time sync (chrony/NTP) on this node or the server"
+            ))),
+        )
+    } else if off.abs() > CLOCK_WARN_SECS {
+        Check {
+            name: "clock",
+            ok: true,
+            warning: true,
+            detail: format!(
+                "{detail}: more than {CLOCK_WARN_SECS} s; check time sync (chrony/NTP)"
+            ),
+        }
+    } else {
+        Check::new("clock", Ok(detail))
     }
 }
 
@@ -64,7 +104,10 @@ pub fn check(db: &Location, key_file: &Path) -> Vec<Check> {
     };
     checks.push(Check::new(
         "open",
-        Ok(format!("{db} (owner and mode are safe)")),
+        Ok(match db {
+            Location::Sqlite(_) => format!("{db} (owner and mode are safe)"),
+            Location::Mariadb(_) => format!("{db} (connected)"),
+        }),
     ));
     let supported = store.supported_schema_version();
     checks.push(Check::new(
@@ -83,6 +126,11 @@ pub fn check(db: &Location, key_file: &Path) -> Vec<Check> {
             ))),
         }),
     ));
+    match store.server_clock() {
+        Ok(None) => {}
+        Ok(Some(reading)) => checks.push(clock_check(reading)),
+        Err(e) => checks.push(Check::new("clock", Err(e))),
+    }
     // Check changes nothing: a missing key is a failed check, not a new key.
     match key_file::load(key_file) {
         Ok(Some(_)) => {}
@@ -145,4 +193,79 @@ pub fn seal_plaintext(store: &mut Store, ctx: &Ctx<'_>, key_file: &Path) -> Resu
             format!("{n} plaintext secrets of a version 1 database sealed"),
         )
     })
+}
+
+/// `mb-2fa-store copy --to TARGET`: every row of `from` (sealed secrets as
+/// they are, replay floors, lockouts, policy, exemptions, first-seen times,
+/// the audit trail) into `to`, created if absent, in one transaction on the
+/// target read from one snapshot of the source. A target that holds
+/// accounts is refused (exit 5) unless `force`, which first removes its
+/// accounts, codes, settings and exemptions (its audit trail stays and the
+/// source's follows). The target's audit trail gets a `copy` record.
+pub fn copy(from: &mut Store, to: &Location, force: bool, ctx: &Ctx<'_>) -> Result<RowCounts> {
+    let source = from.describe();
+    let mut target = Store::open(to, OpenMode::CopyTarget)?;
+    let name = target.describe();
+    if same_store(&source, &name, to) {
+        return Err(crate::Error::usage(format!(
+            "{name} is the store being copied: choose another target"
+        )));
+    }
+    let now = ctx.clock.now()?;
+    from.read(|src| {
+        target.write(|dst| {
+            let existing = dst.count_accounts()?;
+            if existing > 0 && !force {
+                return Err(crate::Error::conflict(format!(
+                    "{name} already holds {existing} account(s): nothing was copied; pass --force to replace them (its audit trail is kept)"
+                )));
+            }
+            if force {
+                dst.clear()?;
+            }
+            let mut counts = RowCounts::default();
+            src.dump(|row| {
+                counts.count(&row);
+                dst.load(&row)
+            })?;
+            dst.append_audit(ctx.record(
+                now,
+                Action::Copy,
+                None,
+                Outcome::Ok,
+                format!(
+                    "copied from {source}: {} account(s), {} backup code(s), {} audit record(s){}",
+                    counts.accounts,
+                    counts.backup_codes,
+                    counts.audit,
+                    if force && existing > 0 {
+                        format!("; replaced {existing} account(s)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ))?;
+            Ok(counts)
+        })
+    })
+}
+
+/// Whether the source and the target are one store (a copy onto itself
+/// would wait for its own lock, or with `--force` empty what it reads).
+fn same_store(source: &str, target: &str, to: &Location) -> bool {
+    if source == target {
+        return true;
+    }
+    match to {
+        Location::Sqlite(p) => {
+            let canon = |s: &str| {
+                Path::new(s.trim_start_matches("database "))
+                    .canonicalize()
+                    .ok()
+            };
+            let t = p.canonicalize().ok();
+            t.is_some() && t == canon(source)
+        }
+        Location::Mariadb(_) => false,
+    }
 }

@@ -269,6 +269,8 @@ pub enum Action {
     Check,
     SealPlaintext,
     Alert,
+    /// `mb-2fa-store copy`, recorded in the target.
+    Copy,
     /// A stored value this build does not know (a newer tool's, or a
     /// planted one): shown as it is, escaped.
     Other(String),
@@ -291,12 +293,13 @@ impl Action {
             Action::Check => "check",
             Action::SealPlaintext => "seal-plaintext",
             Action::Alert => "alert",
+            Action::Copy => "copy",
             Action::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> Action {
-        const KNOWN: [Action; 14] = [
+        const KNOWN: [Action; 15] = [
             Action::Enable,
             Action::Verify,
             Action::Resync,
@@ -311,6 +314,7 @@ impl Action {
             Action::Check,
             Action::SealPlaintext,
             Action::Alert,
+            Action::Copy,
         ];
         KNOWN
             .into_iter()

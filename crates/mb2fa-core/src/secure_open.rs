@@ -45,6 +45,14 @@ pub const KEY: Kind = Kind {
     what: "key file",
     mode: "0400",
 };
+pub const CONFIG: Kind = Kind {
+    what: "config file",
+    mode: "0644",
+};
+pub const PASSWORD: Kind = Kind {
+    what: "password file",
+    mode: "0400",
+};
 pub const DATABASE: Kind = Kind {
     what: "database",
     mode: "0600",

@@ -72,13 +72,14 @@ impl<'a> Ctx<'a> {
             outcome,
             actor: self.actor.clone(),
             detail: detail.into(),
+            node: audit::node_name().to_string(),
         }
     }
 }
 
 /// Write one audit record on its own (for outcomes decided before any change).
 fn audit_only(store: &mut Store, record: Record) -> Result<()> {
-    store.write(|tx| tx.append_audit(record))
+    store.write(|tx| tx.append_audit(record.clone()))
 }
 
 /// A new enrollment, with everything that is shown once and never again.

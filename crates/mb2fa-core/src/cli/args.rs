@@ -2,16 +2,17 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use zeroize::Zeroizing;
 
 use super::Globals;
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::key_file::DEFAULT_KEY_PATH;
-use crate::store::DEFAULT_DB_PATH;
+use crate::store::{DEFAULT_DB_PATH, Location};
 
 /// A tool's `Command` with the global options already on it.
 pub fn command(name: &'static str, about: &'static str) -> Command {
@@ -21,12 +22,19 @@ pub fn command(name: &'static str, about: &'static str) -> Command {
         .arg(
             Arg::new("db")
                 .long("db")
-                .value_name("PATH")
+                .value_name("PATH|URL")
                 .env("MB2FA_DB")
-                .default_value(DEFAULT_DB_PATH)
+                .value_parser(value_parser!(OsString))
+                .global(true)
+                .help(DB_HELP),
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
                 .value_parser(value_parser!(PathBuf))
                 .global(true)
-                .help("SQLite database shared by all mb-2fa tools"),
+                .help(CONFIG_HELP),
         )
         .arg(
             Arg::new("json")
@@ -45,6 +53,15 @@ pub fn command(name: &'static str, about: &'static str) -> Command {
         )
 }
 
+const DB_HELP: &str = concat!(
+    "The store: an SQLite file, or mariadb://USER@HOST[:PORT]/DB (or mariadb://USER@localhost/DB?socket=PATH; ",
+    "?password_file=PATH&tls_ca=PATH); no password in the URL. Else [store] of the config file, else ",
+    "/var/lib/mailborder/2fa.db"
+);
+
+const CONFIG_HELP: &str =
+    "Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)";
+
 /// `--email E`, required. Parsed by [`email`] so that a bad address gets our
 /// one-line message, not clap's.
 pub fn email_arg() -> Arg {
@@ -62,18 +79,41 @@ pub fn key_file_arg() -> Arg {
         .long("key-file")
         .value_name("PATH")
         .env("MB2FA_KEY_FILE")
-        .default_value(DEFAULT_KEY_PATH)
         .value_parser(value_parser!(PathBuf))
-        .help("Key that seals the TOTP secrets (created with the first enrollment, mode 0400)")
+        .help("Key that seals the TOTP secrets (created with the first enrollment, mode 0400); else [key] file of the config file, else /etc/mailborder/2fa.key")
 }
 
-/// The key file named by `--key-file` / `MB2FA_KEY_FILE`, else the default.
-pub fn key_path(m: &ArgMatches) -> PathBuf {
-    m.try_get_one::<PathBuf>("key-file")
-        .ok()
-        .flatten()
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_PATH))
+/// The store and the key as the options, the environment and the config
+/// file name them (see [`crate::config`] for the precedence).
+pub(super) fn store_and_key(m: &ArgMatches) -> Result<(Location, PathBuf)> {
+    let db = match m.try_get_one::<OsString>("db").ok().flatten() {
+        None => None,
+        Some(raw) => {
+            let from_env = m.value_source("db") == Some(clap::parser::ValueSource::EnvVariable);
+            let origin = if from_env { "MB2FA_DB" } else { "--db" };
+            let text = raw
+                .to_str()
+                .ok_or_else(|| Error::usage(format!("{origin} is not valid UTF-8")))?;
+            Some(Location::parse(text, origin)?)
+        }
+    };
+    let key_arg_exists = m.try_contains_id("key-file").is_ok();
+    let key = m.try_get_one::<PathBuf>("key-file").ok().flatten().cloned();
+    let explicit = m.try_get_one::<PathBuf>("config").ok().flatten().cloned();
+    let wanted = db.is_none() || (key_arg_exists && key.is_none());
+    let config = match (&explicit, wanted) {
+        (Some(path), _) => Config::load(path, true)?,
+        (None, true) => Config::load(Path::new(DEFAULT_CONFIG_PATH), false)?,
+        (None, false) => None,
+    }
+    .unwrap_or_default();
+    let db = db
+        .or(config.store)
+        .unwrap_or_else(|| Location::Sqlite(PathBuf::from(DEFAULT_DB_PATH)));
+    let key = key
+        .or(config.key_file)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_PATH));
+    Ok((db, key))
 }
 
 /// The parsed `--email`.

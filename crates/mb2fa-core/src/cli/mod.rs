@@ -12,9 +12,11 @@ mod render;
 mod run;
 mod stream;
 
+use std::path::PathBuf;
+
 use clap::ArgMatches;
 
-pub use args::{command, confirm, email, email_arg, key_file_arg, key_path, secret_value};
+pub use args::{command, confirm, email, email_arg, key_file_arg, secret_value};
 pub use render::{Report, exemption_json, human_time, json_time, push_table, short_time, table};
 pub use run::{run, run_streaming};
 pub use stream::{JsonArray, Stream};
@@ -25,17 +27,19 @@ use crate::store::{Location, OpenMode, Store};
 /// The options every tool takes.
 #[derive(Debug, Clone)]
 pub struct Globals {
-    /// The store (`--db`).
+    /// The store (`--db`, `MB2FA_DB`, the config file, the default).
     pub db: Location,
+    /// The key file (`--key-file`, `MB2FA_KEY_FILE`, the config file, the default).
+    pub key_file: PathBuf,
     pub json: bool,
     pub quiet: bool,
 }
 
 /// Open the database and load the key: what every tool that reads or
 /// writes a secret does first.
-pub fn open_unlocked(m: &ArgMatches, g: &Globals) -> Result<Store> {
+pub fn open_unlocked(_m: &ArgMatches, g: &Globals) -> Result<Store> {
     let mut store = open_store(g)?;
-    store.unlock(&key_path(m))?;
+    store.unlock(&g.key_file)?;
     Ok(store)
 }
 
@@ -55,9 +59,9 @@ pub fn open_for_logins(m: &ArgMatches, g: &Globals) -> Result<Store> {
 
 /// [`open_unlocked`] for `mb-2fa-enable`: on a fresh appliance (neither
 /// database nor key file) the first enrollment creates both.
-pub fn open_for_enrollment(m: &ArgMatches, g: &Globals) -> Result<Store> {
-    let key = key_path(m);
-    let mut store = Store::open(&g.db, OpenMode::CreateIfFresh { key_file: &key })?;
-    store.unlock(&key)?;
+pub fn open_for_enrollment(_m: &ArgMatches, g: &Globals) -> Result<Store> {
+    let key = &g.key_file;
+    let mut store = Store::open(&g.db, OpenMode::CreateIfFresh { key_file: key })?;
+    store.unlock(key)?;
     Ok(store)
 }

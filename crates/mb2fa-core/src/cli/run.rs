@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Command};
@@ -12,7 +11,6 @@ use serde_json::{Map, Value, json};
 use super::stream::{Stream, emit_json, write_stdout};
 use super::{Globals, Report};
 use crate::error::{Error, Result};
-use crate::store::{DEFAULT_DB_PATH, Location};
 
 /// Parse arguments, run the tool, print its report or its error, and return
 /// the exit code of the spec's table.
@@ -52,16 +50,15 @@ where
         let json = args.iter().any(|a| a == "--json");
         return fail(&name, json, &e);
     }
+    let json = matches.get_flag("json");
+    let (db, key_file) = match super::args::store_and_key(&matches) {
+        Ok(found) => found,
+        Err(e) => return fail(&name, json, &e),
+    };
     let globals = Globals {
-        db: Location::Sqlite(
-            matches
-                .try_get_one::<PathBuf>("db")
-                .ok()
-                .flatten()
-                .cloned()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH)),
-        ),
-        json: matches.get_flag("json"),
+        db,
+        key_file,
+        json,
         quiet: matches.get_flag("quiet"),
     };
     let mut stream = Stream::new();
@@ -148,7 +145,7 @@ fn clap_failure(name: &str, args: &[OsString], e: &clap::Error) -> ExitCode {
 }
 
 /// The options that name a file the tool (root) opens or writes.
-const PATH_OPTIONS: [&str; 4] = ["qr-file", "key-file", "config", "db"];
+const PATH_OPTIONS: [&str; 5] = ["qr-file", "key-file", "config", "db", "to"];
 
 /// Run through sudo by a non-root user (`SUDO_UID` set and not 0: the
 /// appliance's web front end with a pinned sudoers rule), a tool takes no

@@ -9,18 +9,23 @@
 //! - [`Backend`] and [`Transaction`], what a backend implements: columns in
 //!   and columns out, no rule. Its contract is in `ARCHITECTURE.md`
 //!   ("What a backend must guarantee").
-//! - [`sqlite`], the SQLite backend: the only code that names `rusqlite`.
+//! - [`sqlite`], the SQLite backend: the only code that names `rusqlite`;
+//!   [`mariadb`], the MariaDB backend: the only code that names `mysql`.
 //!
 //! The rules never see SQL, a connection or a file path.
 
+mod location;
+pub mod mariadb;
 pub mod sqlite;
 mod tx;
 
+pub use location::{DEFAULT_MARIADB_PORT, Endpoint, Location, MariadbTarget};
 pub use tx::Tx;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use crate::audit::{self, Action, Outcome, Record};
 use crate::error::{Error, Result};
@@ -34,30 +39,6 @@ pub const DEFAULT_DB_PATH: &str = "/var/lib/mailborder/2fa.db";
 /// The largest failure count a tool ever stores (it stops counting long
 /// before: the lock doubles up to 1 h); a larger one was planted.
 pub(crate) const MAX_STORED_COUNT: i64 = 1 << 40;
-
-/// Which store the tools use (`--db`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// An SQLite database file.
-    Sqlite(PathBuf),
-}
-
-impl Location {
-    /// The SQLite file, if this is one (for messages that name it).
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            Location::Sqlite(p) => Some(p),
-        }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Sqlite(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
 
 /// How a tool opens the store. No tool ever turns a missing or foreign
 /// store into a new empty one except the two that create one on purpose: a
@@ -73,6 +54,9 @@ pub enum OpenMode<'a> {
     CreateIfFresh { key_file: &'a Path },
     /// `mb-2fa-store init`: create a new store; exit 10 if one exists.
     Init,
+    /// The target of `mb-2fa-store copy`: create the store if there is
+    /// none, else open it (the copy itself refuses one holding accounts).
+    CopyTarget,
 }
 
 /// A transaction's access.
@@ -171,6 +155,63 @@ pub struct StoredRecord {
     pub outcome: String,
     pub actor: String,
     pub detail: String,
+    /// The host the tool ran on ('' in rows older than schema 5).
+    pub node: String,
+}
+
+/// One row of a store as `mb-2fa-store copy` moves it: every column, the
+/// secret still sealed (its seal is bound to the account's id, email and
+/// enrollment time, which move with it).
+#[derive(Debug, Clone)]
+pub enum DumpRow {
+    Account {
+        account: StoredAccount,
+        activated_at: Option<i64>,
+        last_used_at: Option<i64>,
+    },
+    BackupCode {
+        id: i64,
+        account_id: i64,
+        tag: String,
+        hash: String,
+        created_at: i64,
+        used_at: Option<i64>,
+    },
+    Setting {
+        key: String,
+        value: String,
+    },
+    Exemption(StoredExemption),
+    FirstSeen {
+        email: String,
+        seen_at: i64,
+    },
+    Audit(StoredRecord),
+}
+
+/// How many rows of each kind a copy moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub accounts: u64,
+    pub backup_codes: u64,
+    pub settings: u64,
+    pub exemptions: u64,
+    pub first_seen: u64,
+    pub audit: u64,
+}
+
+impl RowCounts {
+    pub fn count(&mut self, row: &DumpRow) {
+        let slot = match row {
+            DumpRow::Account { .. } => &mut self.accounts,
+            DumpRow::BackupCode { .. } => &mut self.backup_codes,
+            DumpRow::Setting { .. } => &mut self.settings,
+            DumpRow::Exemption(_) => &mut self.exemptions,
+            DumpRow::FirstSeen { .. } => &mut self.first_seen,
+            DumpRow::Audit(_) => &mut self.audit,
+        };
+        *slot += 1;
+    }
 }
 
 /// A new account row: the secret already sealed.
@@ -213,7 +254,25 @@ pub trait Backend {
     /// Make everything committed so far reach the store's main files now
     /// (after a change that must not linger in a log, like sealing).
     fn flush(&mut self) {}
+    /// This machine's clock against the database server's, where the
+    /// server has one of its own (`None` for a local file).
+    fn server_clock(&mut self) -> Result<Option<ClockReading>> {
+        Ok(None)
+    }
 }
+
+/// This machine's clock against the database server's.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockReading {
+    /// This machine's time minus the server's, in seconds.
+    pub offset_secs: f64,
+    /// How long the question took (the reading is that uncertain).
+    pub round_trip: Duration,
+}
+
+/// How often an operation is run in all, when each try fails with a
+/// transient error (a Galera certification conflict, a deadlock).
+pub const MAX_TRIES: u32 = 8;
 
 /// One transaction of a backend: statements, no rules. Nothing is visible
 /// to others before [`Transaction::commit`] returns `Ok`; dropped without
@@ -275,6 +334,16 @@ pub trait Transaction {
 
     fn setting(&self, key: &str) -> Result<Option<String>>;
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Every row of the store, accounts before their backup codes, the
+    /// audit trail oldest first; one row in memory at a time.
+    fn dump(&self, each: &mut dyn FnMut(DumpRow) -> Result<()>) -> Result<()>;
+    /// Insert a dumped row as it is, keeping its id (an audit row gets the
+    /// next id, so the trail keeps its order after the target's own rows).
+    fn load(&self, row: &DumpRow) -> Result<()>;
+    /// Remove every account, backup code, setting, exemption and first-seen
+    /// row (`copy --force`). The audit trail is append-only and stays.
+    fn clear(&self) -> Result<()>;
 }
 
 /// The outcome of a deciding transaction: done, or refused with its audit
@@ -307,6 +376,7 @@ impl Store {
     pub fn open(location: &Location, mode: OpenMode<'_>) -> Result<Store> {
         let backend: Box<dyn Backend> = match location {
             Location::Sqlite(path) => Box::new(sqlite::Sqlite::open(path, mode)?),
+            Location::Mariadb(target) => Box::new(mariadb::Mariadb::open(target, mode)?),
         };
         Ok(Store {
             backend,
@@ -348,6 +418,11 @@ impl Store {
         self.backend.integrity_check()
     }
 
+    /// This machine's clock against the database server's (`None` for SQLite).
+    pub fn server_clock(&mut self) -> Result<Option<ClockReading>> {
+        self.backend.server_clock()
+    }
+
     pub(crate) fn flush(&mut self) {
         self.backend.flush();
     }
@@ -358,41 +433,46 @@ impl Store {
     }
 
     /// Run `f` in a read transaction: one consistent snapshot.
-    pub fn read<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    ///
+    /// `f` may run more than once (see [`Store::decide`]), so it must not
+    /// act outside the transaction.
+    pub fn read<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         self.run(Access::Read, |tx| f(tx).map(Verdict::Done))
     }
 
     /// Run `f` in a write transaction, committed only if `f` returns `Ok`.
-    pub fn write<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    pub fn write<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         self.run(Access::Write, |tx| f(tx).map(Verdict::Done))
     }
 
     /// Run `f` in a write transaction that decides: committed when `f`
     /// returns a verdict (a refusal too, with the records it appended),
     /// rolled back when `f` fails. A refusal is returned as its error.
-    pub fn decide<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<Verdict<T>>) -> Result<T> {
+    ///
+    /// A transient failure (a Galera node's commit refused by certification
+    /// because another node changed the same account first, a deadlock)
+    /// rolls everything back and runs `f` again from the start in a new
+    /// transaction, up to [`MAX_TRIES`] times with a short random pause: the
+    /// new try sees the other change (a replayed code is then rejected, a
+    /// wrong code still counted). Nothing `f` decided is reported before its
+    /// commit returned.
+    pub fn decide<T>(&mut self, f: impl FnMut(&Tx<'_>) -> Result<Verdict<T>>) -> Result<T> {
         self.run(Access::Write, f)
     }
 
     fn run<T>(
         &mut self,
         access: Access,
-        f: impl FnOnce(&Tx<'_>) -> Result<Verdict<T>>,
+        mut f: impl FnMut(&Tx<'_>) -> Result<Verdict<T>>,
     ) -> Result<T> {
         let name = self.backend.describe();
-        let (verdict, records) = {
-            let inner = self.backend.begin(access)?;
-            let tx = Tx {
-                inner,
-                access,
-                name: &name,
-                keyring: self.keyring.as_ref(),
-                audit: RefCell::new(Vec::new()),
-            };
-            let verdict = f(&tx)?;
-            let records = tx.audit.take();
-            tx.inner.commit()?;
-            (verdict, records)
+        let mut tries = 0;
+        let (verdict, records) = loop {
+            tries += 1;
+            match self.try_once(access, &name, &mut f) {
+                Err(e) if e.is_transient() && tries < MAX_TRIES => backoff(tries),
+                other => break other?,
+            }
         };
         // Only what was committed goes to syslog; an alert that could not
         // be sent is said on stderr and recorded.
@@ -404,6 +484,26 @@ impl Store {
             Verdict::Done(v) => Ok(v),
             Verdict::Refused(e) => Err(e),
         }
+    }
+
+    fn try_once<T>(
+        &mut self,
+        access: Access,
+        name: &str,
+        f: &mut impl FnMut(&Tx<'_>) -> Result<Verdict<T>>,
+    ) -> Result<(Verdict<T>, Vec<Record>)> {
+        let inner = self.backend.begin(access)?;
+        let tx = Tx {
+            inner,
+            access,
+            name,
+            keyring: self.keyring.as_ref(),
+            audit: RefCell::new(Vec::new()),
+        };
+        let verdict = f(&tx)?;
+        let records = tx.audit.take();
+        tx.inner.commit()?;
+        Ok((verdict, records))
     }
 
     /// The break-glass alerts syslog did not get: one line each on stderr
@@ -428,6 +528,7 @@ impl Store {
                     outcome: Outcome::Undelivered,
                     actor: u.record.actor.clone(),
                     detail: format!("break-glass alert not sent to syslog: {}", u.why),
+                    node: audit::node_name().to_string(),
                 })?;
             }
             tx.commit()
@@ -438,6 +539,20 @@ impl Store {
     }
 }
 
+/// A pause before try `tries + 1`: random, growing, at most about 50 ms,
+/// so racing nodes do not collide again in step.
+fn backoff(tries: u32) {
+    let ceiling_us = 2_000u64.saturating_mul(1 << tries.min(5)).min(50_000);
+    // Not for secrets: the time's nanoseconds and the pid spread racing processes.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    let salt = nanos ^ u64::from(std::process::id()).wrapping_mul(2_654_435_761);
+    let jitter = ceiling_us / 4 + salt % (ceiling_us - ceiling_us / 4 + 1);
+    std::thread::sleep(Duration::from_micros(jitter));
+}
+
 pub(super) fn in_store(name: &str, e: &Error) -> Error {
-    Error::new(e.kind(), format!("{name}: {}", e.message()))
+    e.prefixed(name)
 }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Access, Intent, MAX_STORED_COUNT, NewStoredAccount, StoredAccount, StoredEnrollment,
+    Access, DumpRow, Intent, MAX_STORED_COUNT, NewStoredAccount, StoredAccount, StoredEnrollment,
     StoredExemption, StoredSecret, StoredSummary, Transaction, Verdict, in_store,
 };
 use crate::audit::{Action, Outcome, Record};
@@ -326,6 +326,22 @@ impl Tx<'_> {
         self.inner.spend_backup_code(account_id, code, now)
     }
 
+    /// Every row as stored, secrets sealed (for `copy`): nothing is checked
+    /// or opened, so a copy moves a store it could not read as it is.
+    pub(crate) fn dump(&self, mut each: impl FnMut(DumpRow) -> Result<()>) -> Result<()> {
+        self.inner.dump(&mut each)
+    }
+
+    /// Insert a dumped row as it is.
+    pub(crate) fn load(&self, row: &DumpRow) -> Result<()> {
+        self.inner.load(row)
+    }
+
+    /// Remove every row but the audit trail (`copy --force`).
+    pub(crate) fn clear(&self) -> Result<()> {
+        self.inner.clear()
+    }
+
     /// Append an audit record (and queue it for syslog after commit).
     pub fn append_audit(&self, r: Record) -> Result<()> {
         self.inner.append_audit(&r)?;
@@ -362,6 +378,7 @@ impl Tx<'_> {
                     outcome: Outcome::parse(&r.outcome),
                     actor: r.actor,
                     detail: r.detail,
+                    node: r.node,
                 })
             })
             .collect()

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0002_audit.sql"),
     include_str!("../../../migrations/0003_skew.sql"),
     include_str!("../../../migrations/0004_policy.sql"),
+    include_str!("../../../migrations/0005_node.sql"),
 ];
 
 /// The schema version this build writes.
@@ -75,6 +76,13 @@ impl Sqlite {
         let dir = secure_open::parent_dir(path);
         match mode {
             OpenMode::MustExist => {}
+            OpenMode::CopyTarget => {
+                if std::fs::symlink_metadata(path).is_err() {
+                    make_dir(&dir)?;
+                    secure_open::check_dir(&dir, secure_open::DATABASE)?;
+                    create_initialised(path)?;
+                }
+            }
             OpenMode::Init => {
                 make_dir(&dir)?;
                 secure_open::check_dir(&dir, secure_open::DATABASE)?;

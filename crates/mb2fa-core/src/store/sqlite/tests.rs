@@ -162,6 +162,7 @@ fn audit_trail_is_append_only() {
                 outcome: Outcome::Ok,
                 actor: "me".into(),
                 detail: String::new(),
+                node: "n".into(),
             })
         })
         .expect("append");
@@ -234,6 +235,7 @@ fn version_1_fixture_is_sealed_only_by_seal_plaintext() {
         outcome: Outcome::Ok,
         actor: "test".into(),
         detail: format!("{n} secrets sealed"),
+        node: "n".into(),
     };
     assert_eq!(
         Keyring::seal_plaintext(&mut store, &key, record).expect("seal"),

@@ -11,8 +11,8 @@ use crate::audit::Record;
 use crate::error::{Error, Result};
 use crate::model::{Exemption, Lock, StoredBackupCode, Success};
 use crate::store::{
-    Intent, NewStoredAccount, StoredAccount, StoredEnrollment, StoredExemption, StoredLock,
-    StoredRecord, StoredSecret, StoredSummary, Transaction,
+    DumpRow, Intent, NewStoredAccount, StoredAccount, StoredEnrollment, StoredExemption,
+    StoredLock, StoredRecord, StoredSecret, StoredSummary, Transaction,
 };
 
 /// What a commit is followed by.
@@ -61,8 +61,8 @@ fn exemption_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExemption> {
 /// The one statement that writes an audit row.
 pub(super) fn insert_audit(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             r.at,
             r.tool,
@@ -70,7 +70,8 @@ pub(super) fn insert_audit(conn: &Connection, r: &Record) -> rusqlite::Result<()
             r.email,
             r.outcome.as_str(),
             r.actor,
-            r.detail
+            r.detail,
+            r.node
         ],
     )?;
     Ok(())
@@ -372,7 +373,7 @@ impl Transaction for SqliteTx<'_> {
         let mut stmt = self
             .tx
             .prepare(
-                "SELECT at, tool, action, email, outcome, actor, detail FROM audit
+                "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit
                  WHERE (?1 IS NULL OR email = ?1) AND (?2 IS NULL OR at >= ?2)
                  ORDER BY at DESC, id DESC LIMIT ?3",
             )
@@ -387,6 +388,7 @@ impl Transaction for SqliteTx<'_> {
                     outcome: r.get(4)?,
                     actor: r.get(5)?,
                     detail: r.get(6)?,
+                    node: r.get(7)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -493,5 +495,175 @@ impl Transaction for SqliteTx<'_> {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn dump(&self, each: &mut dyn FnMut(DumpRow) -> Result<()>) -> Result<()> {
+        let err = |e: rusqlite::Error| self.err(e);
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step,
+                        drift_steps, created_at, failed_attempts, locked_until, recent_offsets,
+                        activated_at, last_used_at
+                 FROM accounts ORDER BY id",
+            )
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            each(DumpRow::Account {
+                account: StoredAccount {
+                    id: r.get(0).map_err(err)?,
+                    email: r.get(1).map_err(err)?,
+                    state: r.get(2).map_err(err)?,
+                    sealed_secret: r.get(3).map_err(err)?,
+                    algorithm: r.get(4).map_err(err)?,
+                    digits: r.get(5).map_err(err)?,
+                    period: r.get(6).map_err(err)?,
+                    issuer: r.get(7).map_err(err)?,
+                    last_step: r.get(8).map_err(err)?,
+                    drift_steps: r.get(9).map_err(err)?,
+                    created_at: r.get(10).map_err(err)?,
+                    failed_attempts: r.get(11).map_err(err)?,
+                    locked_until: r.get(12).map_err(err)?,
+                    recent_offsets: r.get(13).map_err(err)?,
+                },
+                activated_at: r.get(14).map_err(err)?,
+                last_used_at: r.get(15).map_err(err)?,
+            })?;
+        }
+        let mut stmt = self
+            .tx
+            .prepare("SELECT id, account_id, tag, hash, created_at, used_at FROM backup_codes ORDER BY id")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            each(DumpRow::BackupCode {
+                id: r.get(0).map_err(err)?,
+                account_id: r.get(1).map_err(err)?,
+                tag: r.get(2).map_err(err)?,
+                hash: r.get(3).map_err(err)?,
+                created_at: r.get(4).map_err(err)?,
+                used_at: r.get(5).map_err(err)?,
+            })?;
+        }
+        let mut stmt = self
+            .tx
+            .prepare("SELECT key, value FROM settings ORDER BY key")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            each(DumpRow::Setting {
+                key: r.get(0).map_err(err)?,
+                value: r.get(1).map_err(err)?,
+            })?;
+        }
+        for e in self.exemptions()? {
+            each(DumpRow::Exemption(e))?;
+        }
+        let mut stmt = self
+            .tx
+            .prepare("SELECT email, seen_at FROM first_seen ORDER BY email")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            each(DumpRow::FirstSeen {
+                email: r.get(0).map_err(err)?,
+                seen_at: r.get(1).map_err(err)?,
+            })?;
+        }
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit ORDER BY id",
+            )
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            each(DumpRow::Audit(StoredRecord {
+                at: r.get(0).map_err(err)?,
+                tool: r.get(1).map_err(err)?,
+                action: r.get(2).map_err(err)?,
+                email: r.get(3).map_err(err)?,
+                outcome: r.get(4).map_err(err)?,
+                actor: r.get(5).map_err(err)?,
+                detail: r.get(6).map_err(err)?,
+                node: r.get(7).map_err(err)?,
+            }))?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, row: &DumpRow) -> Result<()> {
+        let r = match row {
+            DumpRow::Account {
+                account: a,
+                activated_at,
+                last_used_at,
+            } => self.tx.execute(
+                "INSERT INTO accounts (id, email, state, secret, algorithm, digits, period, issuer,
+                    last_step, drift_steps, created_at, failed_attempts, locked_until, recent_offsets,
+                    activated_at, last_used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    a.id,
+                    a.email,
+                    a.state,
+                    a.sealed_secret,
+                    a.algorithm,
+                    a.digits,
+                    a.period,
+                    a.issuer,
+                    a.last_step,
+                    a.drift_steps,
+                    a.created_at,
+                    a.failed_attempts,
+                    a.locked_until,
+                    a.recent_offsets,
+                    activated_at,
+                    last_used_at
+                ],
+            ),
+            DumpRow::BackupCode {
+                id,
+                account_id,
+                tag,
+                hash,
+                created_at,
+                used_at,
+            } => self.tx.execute(
+                "INSERT INTO backup_codes (id, account_id, tag, hash, created_at, used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, account_id, tag, hash, created_at, used_at],
+            ),
+            DumpRow::Setting { key, value } => self.tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            ),
+            DumpRow::Exemption(e) => self.tx.execute(
+                "INSERT INTO exemptions (email, kind, reason, created_at, created_by, used_at, sealed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.email, e.kind, e.reason, e.created_at, e.created_by, e.used_at, e.sealed_at],
+            ),
+            DumpRow::FirstSeen { email, seen_at } => self.tx.execute(
+                "INSERT INTO first_seen (email, seen_at) VALUES (?1, ?2)",
+                params![email, seen_at],
+            ),
+            DumpRow::Audit(r) => self.tx.execute(
+                "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail, r.node],
+            ),
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "DELETE FROM backup_codes; DELETE FROM accounts; DELETE FROM settings;
+                 DELETE FROM exemptions; DELETE FROM first_seen;",
+            )
+            .map_err(|e| self.err(e))
     }
 }

@@ -244,6 +244,12 @@ pub struct Enrolled {
 }
 
 impl Enrolled {
+    /// What `mb-2fa-enable --json` printed in `doc` (`run` for messages).
+    #[track_caller]
+    pub fn parse(doc: &Value, run: &Run) -> Enrolled {
+        Self::from_json(doc, run)
+    }
+
     #[track_caller]
     fn from_json(doc: &Value, run: &Run) -> Enrolled {
         let s = |k: &str| {

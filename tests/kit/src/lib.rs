@@ -14,6 +14,7 @@
 pub mod db;
 pub mod env;
 pub mod files;
+pub mod mariadb;
 pub mod qr;
 pub mod runner;
 pub mod terminal;

@@ -10,6 +10,7 @@
 
 mod at_rest;
 mod audit;
+mod backends;
 mod concurrency;
 mod config;
 mod db_writer;

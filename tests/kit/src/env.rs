@@ -20,6 +20,10 @@ use crate::totp::totp_now;
 pub struct Env {
     pub dir: TempDir,
     pub db: PathBuf,
+    /// With `MB2FA_TEST_STORE=mariadb`: the URL of this test's own database
+    /// on the test process's `mariadbd`, which every tool run gets as `--db`
+    /// instead of [`Env::db`].
+    pub url: Option<String>,
     /// The key file every tool run through this environment uses
     /// (`MB2FA_KEY_FILE`); created by the first enrollment.
     pub key: PathBuf,
@@ -39,7 +43,27 @@ impl Env {
             .expect("temporary directory");
         let db = dir.path().join("2fa.db");
         let key = dir.path().join("keys/2fa.key");
-        Env { dir, db, key }
+        let url =
+            (std::env::var_os("MB2FA_TEST_STORE").is_some_and(|v| v == "mariadb")).then(|| {
+                let server = crate::mariadb::Server::shared().unwrap_or_else(|| {
+                    panic!("MB2FA_TEST_STORE=mariadb, but MariaDB is not installed here")
+                });
+                server.url(&server.create_database())
+            });
+        Env { dir, db, url, key }
+    }
+
+    /// Whether the tools run against MariaDB (`MB2FA_TEST_STORE=mariadb`).
+    pub fn is_mariadb(&self) -> bool {
+        self.url.is_some()
+    }
+
+    /// What `--db` gets: the SQLite path, or the MariaDB URL.
+    pub fn store_arg(&self) -> std::ffi::OsString {
+        match &self.url {
+            Some(u) => u.into(),
+            None => self.db.clone().into_os_string(),
+        }
     }
 
     /// A path inside the temporary directory.
@@ -72,7 +96,7 @@ impl Env {
         S: AsRef<OsStr>,
     {
         let mut cmd = self.bare_command(tool);
-        cmd.arg("--db").arg(&self.db).args(args);
+        cmd.arg("--db").arg(self.store_arg()).args(args);
         cmd
     }
 

@@ -75,6 +75,10 @@ impl Env {
     pub fn bare_command(&self, tool: &str) -> Command {
         let mut cmd = Command::new(bin(tool));
         cmd.env_remove("MB2FA_DB")
+            // The test harness's own switches are not the tools' business
+            // (and through sudo any MB2FA_* variable is refused).
+            .env_remove("MB2FA_REQUIRE_MARIADB")
+            .env_remove("MB2FA_TEST_STORE")
             .env_remove("NO_COLOR")
             .env_remove("SUDO_USER")
             // Tests may run under sudo; the tools would take that as a

@@ -107,10 +107,47 @@ fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
 }
 
-const ACCOUNT_COLUMNS: &str =
+/// The columns of [`account_row`], in its order.
+const ACCOUNT_SELECT: &str =
     "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step,
-        drift_steps, created_at, failed_attempts, locked_until, recent_offsets
-    FROM mb2fa_accounts";
+        drift_steps, created_at, failed_attempts, locked_until, recent_offsets";
+
+const AUDIT_SELECT: &str =
+    "SELECT at, tool, action, email, outcome, actor, detail, node FROM mb2fa_audit";
+
+/// An account row selected by [`ACCOUNT_SELECT`] (more columns may follow).
+fn account_row(r: &mut Row, n: &str) -> Result<StoredAccount> {
+    Ok(StoredAccount {
+        id: col(r, 0, n)?,
+        email: col(r, 1, n)?,
+        state: col(r, 2, n)?,
+        sealed_secret: col(r, 3, n)?,
+        algorithm: col(r, 4, n)?,
+        digits: col(r, 5, n)?,
+        period: col(r, 6, n)?,
+        issuer: col(r, 7, n)?,
+        last_step: col(r, 8, n)?,
+        drift_steps: col(r, 9, n)?,
+        created_at: col(r, 10, n)?,
+        failed_attempts: col(r, 11, n)?,
+        locked_until: col(r, 12, n)?,
+        recent_offsets: col(r, 13, n)?,
+    })
+}
+
+/// An audit row selected by [`AUDIT_SELECT`].
+fn audit_row(r: &mut Row, n: &str) -> Result<StoredRecord> {
+    Ok(StoredRecord {
+        at: col(r, 0, n)?,
+        tool: col(r, 1, n)?,
+        action: col(r, 2, n)?,
+        email: col(r, 3, n)?,
+        outcome: col(r, 4, n)?,
+        actor: col(r, 5, n)?,
+        detail: col(r, 6, n)?,
+        node: col(r, 7, n)?,
+    })
+}
 
 const EXEMPTION_COLUMNS: &str =
     "SELECT email, kind, reason, created_at, created_by, used_at, sealed_at FROM mb2fa_exemptions";
@@ -161,27 +198,14 @@ impl Transaction for MariadbTx<'_> {
     }
 
     fn account(&self, email: &str, intent: Intent) -> Result<Option<StoredAccount>> {
-        let sql = format!("{ACCOUNT_COLUMNS} WHERE email = ?{}", self.locking(intent));
+        let sql = format!(
+            "{ACCOUNT_SELECT} FROM mb2fa_accounts WHERE email = ?{}",
+            self.locking(intent)
+        );
         let Some(mut r) = self.first(&sql, vec![v(email)])? else {
             return Ok(None);
         };
-        let n = self.name;
-        Ok(Some(StoredAccount {
-            id: col(&mut r, 0, n)?,
-            email: col(&mut r, 1, n)?,
-            state: col(&mut r, 2, n)?,
-            sealed_secret: col(&mut r, 3, n)?,
-            algorithm: col(&mut r, 4, n)?,
-            digits: col(&mut r, 5, n)?,
-            period: col(&mut r, 6, n)?,
-            issuer: col(&mut r, 7, n)?,
-            last_step: col(&mut r, 8, n)?,
-            drift_steps: col(&mut r, 9, n)?,
-            created_at: col(&mut r, 10, n)?,
-            failed_attempts: col(&mut r, 11, n)?,
-            locked_until: col(&mut r, 12, n)?,
-            recent_offsets: col(&mut r, 13, n)?,
-        }))
+        account_row(&mut r, self.name).map(Some)
     }
 
     fn enrollment(&self, email: &str, intent: Intent) -> Result<Option<StoredEnrollment>> {
@@ -440,25 +464,14 @@ impl Transaction for MariadbTx<'_> {
         limit: u32,
     ) -> Result<Vec<StoredRecord>> {
         let rows = self.all(
-            "SELECT at, tool, action, email, outcome, actor, detail, node FROM mb2fa_audit
-             WHERE (? IS NULL OR email = ?) AND (? IS NULL OR at >= ?)
-             ORDER BY at DESC, id DESC LIMIT ?",
+            &format!(
+                "{AUDIT_SELECT} WHERE (? IS NULL OR email = ?) AND (? IS NULL OR at >= ?)
+                 ORDER BY at DESC, id DESC LIMIT ?"
+            ),
             vec![v(email), v(email), v(since), v(since), v(limit)],
         )?;
-        let n = self.name;
         rows.into_iter()
-            .map(|mut r| {
-                Ok(StoredRecord {
-                    at: col(&mut r, 0, n)?,
-                    tool: col(&mut r, 1, n)?,
-                    action: col(&mut r, 2, n)?,
-                    email: col(&mut r, 3, n)?,
-                    outcome: col(&mut r, 4, n)?,
-                    actor: col(&mut r, 5, n)?,
-                    detail: col(&mut r, 6, n)?,
-                    node: col(&mut r, 7, n)?,
-                })
-            })
+            .map(|mut r| audit_row(&mut r, self.name))
             .collect()
     }
 
@@ -566,28 +579,12 @@ impl Transaction for MariadbTx<'_> {
             Ok(())
         };
         stream(
-            "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step,
-                    drift_steps, created_at, failed_attempts, locked_until, recent_offsets,
-                    activated_at, last_used_at
-             FROM mb2fa_accounts ORDER BY id",
+            &format!(
+                "{ACCOUNT_SELECT}, activated_at, last_used_at FROM mb2fa_accounts ORDER BY id"
+            ),
             &mut |mut r| {
                 each(DumpRow::Account {
-                    account: StoredAccount {
-                        id: col(&mut r, 0, n)?,
-                        email: col(&mut r, 1, n)?,
-                        state: col(&mut r, 2, n)?,
-                        sealed_secret: col(&mut r, 3, n)?,
-                        algorithm: col(&mut r, 4, n)?,
-                        digits: col(&mut r, 5, n)?,
-                        period: col(&mut r, 6, n)?,
-                        issuer: col(&mut r, 7, n)?,
-                        last_step: col(&mut r, 8, n)?,
-                        drift_steps: col(&mut r, 9, n)?,
-                        created_at: col(&mut r, 10, n)?,
-                        failed_attempts: col(&mut r, 11, n)?,
-                        locked_until: col(&mut r, 12, n)?,
-                        recent_offsets: col(&mut r, 13, n)?,
-                    },
+                    account: account_row(&mut r, n)?,
                     activated_at: col(&mut r, 14, n)?,
                     last_used_at: col(&mut r, 15, n)?,
                 })
@@ -627,21 +624,9 @@ impl Transaction for MariadbTx<'_> {
                 })
             },
         )?;
-        stream(
-            "SELECT at, tool, action, email, outcome, actor, detail, node FROM mb2fa_audit ORDER BY id",
-            &mut |mut r| {
-                each(DumpRow::Audit(StoredRecord {
-                    at: col(&mut r, 0, n)?,
-                    tool: col(&mut r, 1, n)?,
-                    action: col(&mut r, 2, n)?,
-                    email: col(&mut r, 3, n)?,
-                    outcome: col(&mut r, 4, n)?,
-                    actor: col(&mut r, 5, n)?,
-                    detail: col(&mut r, 6, n)?,
-                    node: col(&mut r, 7, n)?,
-                }))
-            },
-        )
+        stream(&format!("{AUDIT_SELECT} ORDER BY id"), &mut |mut r| {
+            each(DumpRow::Audit(audit_row(&mut r, n)?))
+        })
     }
 
     fn load(&self, row: &DumpRow) -> Result<()> {

@@ -43,6 +43,47 @@ pub(super) const SUMMARIES_SQL: &str =
             a.drift_steps, a.locked_until, a.failed_attempts, a.period
      FROM accounts a ORDER BY a.email";
 
+/// The columns of [`account_row`], in its order.
+const ACCOUNT_SELECT: &str = "SELECT id, email, state, secret, algorithm, digits, period, issuer,
+        last_step, drift_steps, created_at, failed_attempts, locked_until, recent_offsets";
+
+const AUDIT_SELECT: &str =
+    "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit";
+
+/// An account row selected by [`ACCOUNT_SELECT`] (more columns may follow).
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAccount> {
+    Ok(StoredAccount {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        state: r.get(2)?,
+        sealed_secret: r.get(3)?,
+        algorithm: r.get(4)?,
+        digits: r.get(5)?,
+        period: r.get(6)?,
+        issuer: r.get(7)?,
+        last_step: r.get(8)?,
+        drift_steps: r.get(9)?,
+        created_at: r.get(10)?,
+        failed_attempts: r.get(11)?,
+        locked_until: r.get(12)?,
+        recent_offsets: r.get(13)?,
+    })
+}
+
+/// An audit row selected by [`AUDIT_SELECT`].
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        at: r.get(0)?,
+        tool: r.get(1)?,
+        action: r.get(2)?,
+        email: r.get(3)?,
+        outcome: r.get(4)?,
+        actor: r.get(5)?,
+        detail: r.get(6)?,
+        node: r.get(7)?,
+    })
+}
+
 const EXEMPTION_COLUMNS: &str =
     "SELECT email, kind, reason, created_at, created_by, used_at, sealed_at FROM exemptions";
 
@@ -105,28 +146,9 @@ impl Transaction for SqliteTx<'_> {
     fn account(&self, email: &str, _intent: Intent) -> Result<Option<StoredAccount>> {
         self.tx
             .query_row(
-                "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step,
-                        drift_steps, created_at, failed_attempts, locked_until, recent_offsets
-                 FROM accounts WHERE email = ?1",
+                &format!("{ACCOUNT_SELECT} FROM accounts WHERE email = ?1"),
                 params![email],
-                |r| {
-                    Ok(StoredAccount {
-                        id: r.get(0)?,
-                        email: r.get(1)?,
-                        state: r.get(2)?,
-                        sealed_secret: r.get(3)?,
-                        algorithm: r.get(4)?,
-                        digits: r.get(5)?,
-                        period: r.get(6)?,
-                        issuer: r.get(7)?,
-                        last_step: r.get(8)?,
-                        drift_steps: r.get(9)?,
-                        created_at: r.get(10)?,
-                        failed_attempts: r.get(11)?,
-                        locked_until: r.get(12)?,
-                        recent_offsets: r.get(13)?,
-                    })
-                },
+                account_row,
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -372,25 +394,13 @@ impl Transaction for SqliteTx<'_> {
     ) -> Result<Vec<StoredRecord>> {
         let mut stmt = self
             .tx
-            .prepare(
-                "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit
-                 WHERE (?1 IS NULL OR email = ?1) AND (?2 IS NULL OR at >= ?2)
-                 ORDER BY at DESC, id DESC LIMIT ?3",
-            )
+            .prepare(&format!(
+                "{AUDIT_SELECT} WHERE (?1 IS NULL OR email = ?1) AND (?2 IS NULL OR at >= ?2)
+                 ORDER BY at DESC, id DESC LIMIT ?3"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![email, since, limit], |r| {
-                Ok(StoredRecord {
-                    at: r.get(0)?,
-                    tool: r.get(1)?,
-                    action: r.get(2)?,
-                    email: r.get(3)?,
-                    outcome: r.get(4)?,
-                    actor: r.get(5)?,
-                    detail: r.get(6)?,
-                    node: r.get(7)?,
-                })
-            })
+            .query_map(params![email, since, limit], audit_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
@@ -501,32 +511,14 @@ impl Transaction for SqliteTx<'_> {
         let err = |e: rusqlite::Error| self.err(e);
         let mut stmt = self
             .tx
-            .prepare(
-                "SELECT id, email, state, secret, algorithm, digits, period, issuer, last_step,
-                        drift_steps, created_at, failed_attempts, locked_until, recent_offsets,
-                        activated_at, last_used_at
-                 FROM accounts ORDER BY id",
-            )
+            .prepare(&format!(
+                "{ACCOUNT_SELECT}, activated_at, last_used_at FROM accounts ORDER BY id"
+            ))
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             each(DumpRow::Account {
-                account: StoredAccount {
-                    id: r.get(0).map_err(err)?,
-                    email: r.get(1).map_err(err)?,
-                    state: r.get(2).map_err(err)?,
-                    sealed_secret: r.get(3).map_err(err)?,
-                    algorithm: r.get(4).map_err(err)?,
-                    digits: r.get(5).map_err(err)?,
-                    period: r.get(6).map_err(err)?,
-                    issuer: r.get(7).map_err(err)?,
-                    last_step: r.get(8).map_err(err)?,
-                    drift_steps: r.get(9).map_err(err)?,
-                    created_at: r.get(10).map_err(err)?,
-                    failed_attempts: r.get(11).map_err(err)?,
-                    locked_until: r.get(12).map_err(err)?,
-                    recent_offsets: r.get(13).map_err(err)?,
-                },
+                account: account_row(r).map_err(err)?,
                 activated_at: r.get(14).map_err(err)?,
                 last_used_at: r.get(15).map_err(err)?,
             })?;
@@ -573,22 +565,11 @@ impl Transaction for SqliteTx<'_> {
         }
         let mut stmt = self
             .tx
-            .prepare(
-                "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit ORDER BY id",
-            )
+            .prepare(&format!("{AUDIT_SELECT} ORDER BY id"))
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            each(DumpRow::Audit(StoredRecord {
-                at: r.get(0).map_err(err)?,
-                tool: r.get(1).map_err(err)?,
-                action: r.get(2).map_err(err)?,
-                email: r.get(3).map_err(err)?,
-                outcome: r.get(4).map_err(err)?,
-                actor: r.get(5).map_err(err)?,
-                detail: r.get(6).map_err(err)?,
-                node: r.get(7).map_err(err)?,
-            }))?;
+            each(DumpRow::Audit(audit_row(r).map_err(err)?))?;
         }
         Ok(())
     }

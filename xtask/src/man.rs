@@ -10,6 +10,9 @@ use anyhow::{Context, Result};
 use clap::{Arg, ArgAction, Command};
 use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
+use mb2fa_core::config::DEFAULT_CONFIG_PATH;
+use mb2fa_core::key_file::DEFAULT_KEY_PATH;
+use mb2fa_core::store::DEFAULT_DB_PATH;
 
 use crate::Output;
 use crate::markup::{example, inlines, item, para, references, section};
@@ -211,11 +214,8 @@ fn env_args(cmd: &Command) -> Vec<&Arg> {
         .collect()
 }
 
-fn default_of(cmd: &Command, id: &str) -> Option<String> {
-    cmd.get_arguments()
-        .find(|a| a.get_id() == id)
-        .and_then(|a| a.get_default_values().first())
-        .map(|v| v.to_string_lossy().into_owned())
+fn takes(cmd: &Command, id: &str) -> bool {
+    cmd.get_arguments().any(|a| a.get_id() == id)
 }
 
 fn environment_section(roff: &mut Roff, tool: &Tool, cmd: &Command) {
@@ -255,22 +255,35 @@ fn environment_section(roff: &mut Roff, tool: &Tool, cmd: &Command) {
 
 fn files_section(roff: &mut Roff, tool: &Tool, cmd: &Command) {
     section(roff, "FILES");
-    if let Some(db) = default_of(cmd, "db") {
+    // The defaults are not clap defaults (the store and the key can also come from
+    // MB2FA_DB, MB2FA_KEY_FILE or the config file), so they are named from the core.
+    if takes(cmd, "config") {
         item(
             roff,
-            &format!("*{db}*"),
-            "The SQLite database that all mb-2fa tools share (mode 0600, in a directory of mode \
-             0700), unless `--db` says otherwise. While it is in use SQLite keeps *-wal* and \
-             *-shm* files beside it. It holds the sealed TOTP secrets, the backup codes as \
-             argon2id hashes, the policy and the audit trail.",
+            &format!("*{DEFAULT_CONFIG_PATH}*"),
+            "The configuration file, read when it exists and `--config` is not given: \
+             `[store] url` (or `path`) and `[key] file`. It must be owned by root and not \
+             writable by others, like the key's directory. `--db` and `MB2FA_DB` override it.",
         );
     }
-    if let Some(key) = default_of(cmd, "key-file") {
+    if takes(cmd, "db") {
         item(
             roff,
-            &format!("*{key}*"),
+            &format!("*{DEFAULT_DB_PATH}*"),
+            "The SQLite database that all mb-2fa tools share (mode 0600, in a directory of mode \
+             0700), unless `--db`, `MB2FA_DB` or the configuration file names another store. \
+             While it is in use SQLite keeps *-wal* and *-shm* files beside it. It holds the \
+             sealed TOTP secrets, the backup codes as argon2id hashes, the policy and the audit \
+             trail.",
+        );
+    }
+    if takes(cmd, "key-file") {
+        item(
+            roff,
+            &format!("*{DEFAULT_KEY_PATH}*"),
             "The key that seals the TOTP secrets in the database (32 bytes, mode 0400, in a \
-             directory of mode 0700), unless `--key-file` says otherwise; created atomically \
+             directory of mode 0700), unless `--key-file`, `MB2FA_KEY_FILE` or the configuration \
+             file names another; created atomically \
              with the first enrollment. Back it up apart from the database: together they hold \
              every user's second factor, and without it no code can be verified.",
         );

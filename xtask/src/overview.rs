@@ -284,6 +284,14 @@ pub fn page(date: &str) -> Result<Output> {
     );
     item(
         &mut r,
+        "*/etc/mailborder/2fa.toml*",
+        "Optional configuration, owned by root and not writable by others: `[store] url` (a \
+         MariaDB store shared by the nodes of a cluster) or `path`, `password_file`, `tls_ca`, \
+         and `[key] file`. `--config` names another; `--db`, `MB2FA_DB`, `--key-file` and \
+         `MB2FA_KEY_FILE` override it.",
+    );
+    item(
+        &mut r,
         "*/etc/mailborder/*",
         "Key directory, mode 0700, created by the package or with the key.",
     );

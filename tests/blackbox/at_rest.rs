@@ -10,7 +10,7 @@ use std::process::Command;
 
 use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Env, LIST, Run, UNLOCK, VERIFY, chmod, contains_bytes,
-    decode_secret, mode, run_command, totp_now, with_suffix, write_key_file,
+    decode_secret, mode, previous_step_code, run_command, totp_now, with_suffix, write_key_file,
 };
 
 const ALICE: &str = "alice@example.com";
@@ -34,7 +34,7 @@ fn storage_error(run: &Run, fragments: &[&str]) -> String {
 /// next step stay fresh for later verifications in the test.
 #[track_caller]
 fn activate_early(env: &Env, email: &str, secret: &str) {
-    let run = env.verify_json(email, &totp_now(secret, -1));
+    let run = env.verify_json(email, &previous_step_code(secret));
     assert_eq!(run.ok_json()["activated"], true, "{run}");
 }
 

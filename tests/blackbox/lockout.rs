@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use mb2fa_testkit::{
-    DISABLE, Env, LIST, Run, UNLOCK, VERIFY, finish, now_unix, parse_rfc3339_utc, spawn, totp_now,
-    wrong_codes,
+    DISABLE, Env, LIST, Run, UNLOCK, VERIFY, finish, now_unix, parse_rfc3339_utc,
+    previous_step_code, spawn, totp_now, wrong_codes,
 };
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ const WRONG_BACKUP: &str = "AAAA-BBBB-CCCC";
 #[track_caller]
 fn active(env: &Env, email: &str) -> (String, Vec<String>) {
     let e = env.enroll(email);
-    let run = env.verify_json(email, &totp_now(&e.secret, -1));
+    let run = env.verify_json(email, &previous_step_code(&e.secret));
     assert_eq!(run.ok_json()["activated"], true, "{run}");
     (e.secret, e.backup_codes)
 }

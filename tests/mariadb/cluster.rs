@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use mb2fa_testkit::mariadb::Cluster;
 use mb2fa_testkit::{
-    Enrolled, Env, Run, VERIFY, finish, run_command, spawn, totp_now, wrong_codes,
+    Enrolled, Env, Run, VERIFY, finish, previous_step_code, run_command, spawn, totp_now,
+    wrong_codes,
 };
 use serde_json::Value;
 
@@ -79,7 +80,7 @@ impl ClusterDb {
                 "--email",
                 email,
                 "--code",
-                &totp_now(&e.secret, -1),
+                &previous_step_code(&e.secret),
             ],
         );
         assert_eq!(run.ok_json()["activated"], Value::Bool(true), "{run}");

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, Run, UNLOCK, VERIFY, decode_secret,
-    now_unix, run_all, totp_at, totp_now, wrong_code,
+    now_unix, previous_step_code, run_all, totp_at, totp_now, wrong_code,
 };
 
 use crate::support::{
@@ -133,7 +133,8 @@ fn thirty_two_processes_accept_one_totp_code_once() {
         let pending = round % 2 == 0;
         if !pending {
             // Activate with the previous step's code; race on the current one.
-            env.verify_json(email, &totp_now(secret, -1)).ok_json();
+            env.verify_json(email, &previous_step_code(secret))
+                .ok_json();
         }
         let code = totp_now(secret, 0);
         let runs = run_all(

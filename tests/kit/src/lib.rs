@@ -39,6 +39,6 @@ pub use tools::{
     AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, LIST, POLICY, STORE, TOOLS, UNLOCK, VERIFY,
 };
 pub use totp::{
-    PERIOD, decode_secret, hotp, in_one_step, now_unix, oathtool, oathtool_at, totp_at, totp_now,
-    wrong_code, wrong_codes,
+    PERIOD, decode_secret, hotp, in_one_step, now_unix, oathtool, oathtool_at, previous_step_code,
+    totp_at, totp_now, wrong_code, wrong_codes,
 };

@@ -62,6 +62,28 @@ pub fn totp_now(secret_base32: &str, offset_steps: i64) -> String {
     totp_at(&decode_secret(secret_base32), shifted(offset_steps), 6)
 }
 
+/// The previous step's code, for activating an enrollment while the current
+/// and next steps stay fresh. It is accepted only while the current step
+/// lasts (a window of one step), so it is computed when at least
+/// [`PREVIOUS_CODE_MARGIN_MS`] of the step remain, waiting for the next step
+/// if needed: a loaded machine must not turn a step boundary between
+/// computing and verifying into a rejected (and counted) code.
+pub fn previous_step_code(secret_base32: &str) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    let left_ms = PERIOD * 1000 - now_ms % (PERIOD * 1000);
+    if left_ms < PREVIOUS_CODE_MARGIN_MS {
+        std::thread::sleep(std::time::Duration::from_millis(left_ms + 50));
+    }
+    totp_now(secret_base32, -1)
+}
+
+/// How much of the current step [`previous_step_code`] leaves for the tool
+/// to run in.
+pub const PREVIOUS_CODE_MARGIN_MS: u64 = 5000;
+
 /// Run `round` until one run of it begins and ends in the same TOTP step,
 /// and return what that run gave. The binaries read the real clock, so a
 /// test that computes a code for "now" and has a tool check it right after

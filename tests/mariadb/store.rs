@@ -180,10 +180,93 @@ fn a_migration_cut_short_is_finished_by_init() {
         "check compares the clocks: {names:?}"
     );
     let version = server.sql(Some(&db.name), "SELECT MAX(version) FROM mb2fa_schema");
-    assert_eq!(version.trim(), "5");
+    assert_eq!(version.trim(), "6");
     // A second init refuses: the store exists now.
     db.run(STORE, &["init"])
         .fail_line(10, STORE, "already holds");
+}
+
+#[test]
+fn an_upgrade_step_waits_for_the_user_that_may_alter_tables() {
+    let Some(server) = server() else { return };
+    let db = Db::on(server);
+    let e = db.enroll(ALICE);
+    db.activate(&e);
+    // The store as an mb-2fa of schema 5 left it.
+    server.sql(
+        Some(&db.name),
+        "DROP INDEX mb2fa_backup_codes_unused ON mb2fa_backup_codes;
+         DELETE FROM mb2fa_schema WHERE version > 5",
+    );
+    // The README's everyday user: table grants, the audit trail append-only.
+    let user = format!("ev_{}", db.name);
+    server.create_password_user(&user, "Everyday-horse");
+    for table in [
+        "mb2fa_schema",
+        "mb2fa_accounts",
+        "mb2fa_backup_codes",
+        "mb2fa_settings",
+        "mb2fa_exemptions",
+        "mb2fa_first_seen",
+    ] {
+        server.sql(
+            None,
+            &format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON `{}`.{table} TO '{user}'@'%'",
+                db.name
+            ),
+        );
+    }
+    server.sql(
+        None,
+        &format!(
+            "GRANT SELECT, INSERT ON `{}`.mb2fa_audit TO '{user}'@'%'",
+            db.name
+        ),
+    );
+    let pw = db.env.path("db.password");
+    std::fs::write(&pw, "Everyday-horse\n").expect("write");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let everyday = format!(
+        "{}?password_file={}",
+        server.tcp_url(&db.name, &user),
+        pw.display()
+    );
+    let before = server.sql(Some(&db.name), "SELECT * FROM mb2fa_accounts");
+    let run = run_command(at(&db.env, &everyday, LIST, &[]), None);
+    run.fail_line(10, LIST, "INDEX command denied");
+    run.fail_line(10, LIST, "upgrades the store from schema 5 to 6");
+    let version = server.sql(Some(&db.name), "SELECT MAX(version) FROM mb2fa_schema");
+    assert_eq!(version.trim(), "5", "the step was not recorded: {run}");
+    assert_eq!(
+        server.sql(Some(&db.name), "SELECT * FROM mb2fa_accounts"),
+        before
+    );
+    // The admin's check applies it; the everyday user is then served.
+    let run = db.run(STORE, &["check", "--json"]);
+    assert_eq!(run.ok_json()["healthy"], Value::Bool(true), "{run}");
+    let version = server.sql(Some(&db.name), "SELECT MAX(version) FROM mb2fa_schema");
+    assert_eq!(version.trim(), "6");
+    let index = server.sql(
+        Some(&db.name),
+        "SELECT COUNT(*) FROM information_schema.statistics
+         WHERE table_schema = DATABASE() AND index_name = 'mb2fa_backup_codes_unused'",
+    );
+    assert_eq!(index.trim(), "2", "(account_id, used_at)");
+    let run = run_command(at(&db.env, &everyday, LIST, &["--json"]), None);
+    assert_eq!(
+        run.ok_json()["accounts"][0]["backup_codes_left"],
+        10,
+        "{run}"
+    );
+    let mut verify = at(
+        &db.env,
+        &everyday,
+        VERIFY,
+        &["--json", "--email", ALICE, "--code"],
+    );
+    verify.arg(&e.backup_codes[0]);
+    run_command(verify, None).ok_json();
 }
 
 /// What `list --json` says of every account, without the volatile parts.

@@ -140,7 +140,17 @@ impl Mariadb {
                 continue;
             }
             for sql in *statements {
-                self.conn.query_drop(*sql).map_err(|e| ctx.error(&e))?;
+                self.conn.query_drop(*sql).map_err(|e| {
+                    let err = ctx.error(&e);
+                    match from {
+                        // An upgrade: say which step, and who can apply it.
+                        Some(f) => Error::storage(format!(
+                            "{}; this mb-2fa upgrades the store from schema {f} to {version}: apply it once as the database user that may alter tables (mb-2fa-store check --db with that user; README, \"Upgrading mb-2fa on a cluster\")",
+                            err.message()
+                        )),
+                        None => err,
+                    }
+                })?;
             }
             self.conn
                 .exec_drop(

@@ -10,7 +10,8 @@
 //! time. So a half-applied migration finishes itself.
 //!
 //! The version numbers are the SQLite backend's: a MariaDB store begins at
-//! version 5, the schema SQLite reaches after its migrations 1 to 5.
+//! version 5, the schema SQLite reaches after its migrations 1 to 5, and
+//! each later step is the same change as SQLite's migration of that number.
 //!
 //! Every table is InnoDB with a primary key (Galera replicates only those
 //! rows reliably), `utf8mb4` with binary collation (an email compares byte
@@ -20,10 +21,10 @@
 //! table is kept append-only by grants instead (README, "Clusters").
 
 /// `(version, statements)`, in order.
-pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[(5, V5)];
+pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[(5, V5), (6, V6)];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The table that records applied versions; its presence is what makes a
 /// database an mb-2fa store.
@@ -112,3 +113,9 @@ const V5: &[&str] = &[
         seen_at BIGINT       NOT NULL
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];
+
+/// Count an account's unused backup codes from an index (`mb-2fa-list`
+/// counts them for every account). MariaDB has no partial indexes, so the
+/// index covers `used_at` as well (SQLite: migration 0006).
+const V6: &[&str] = &["CREATE INDEX IF NOT EXISTS mb2fa_backup_codes_unused
+        ON mb2fa_backup_codes (account_id, used_at)"];

@@ -178,6 +178,7 @@ fn seed(o: &Opts) -> Result<()> {
                     actor: "bench".into(),
                     detail: "seeded".into(),
                     node: "bench".into(),
+                    via: String::new(),
                 })?;
             }
             Ok(())

@@ -5,8 +5,14 @@ complete -c mb-2fa-verify -l key-file -d 'Key that seals the TOTP secrets (creat
 complete -c mb-2fa-verify -l code -d '6-digit code from the app, or a backup code XXXX-XXXX-XXXX; - reads it from stdin' -r
 complete -c mb-2fa-verify -l diagnose-minutes -d 'How far back --diagnose searches (ahead: never beyond the verification window)' -r
 complete -c mb-2fa-verify -l resync -d 'Re-synchronise the clock drift from two consecutive codes (one may be -, read from stdin)' -r
+complete -c mb-2fa-verify -l role -d 'With --login: a role of the account (repeatable), as for mb-2fa-policy check' -r
+complete -c mb-2fa-verify -l pam-service -d 'With --login: the PAM service (sshd, sudo), recorded in the audit trail' -r
+complete -c mb-2fa-verify -l pam-user -d 'With --login: the PAM user, recorded in the audit trail' -r
+complete -c mb-2fa-verify -l pam-rhost -d 'With --login: the remote host (PAM_RHOST), recorded in the audit trail' -r
+complete -c mb-2fa-verify -l pam-tty -d 'With --login: the terminal (PAM_TTY), recorded in the audit trail' -r
 complete -c mb-2fa-verify -l json -d 'Print one JSON document on stdout, on success and on failure'
 complete -c mb-2fa-verify -s q -l quiet -d 'Print only the essential result (errors still go to stderr)'
 complete -c mb-2fa-verify -l diagnose -d 'Explain where the code matches and why; accepts nothing, counts a code that matches nowhere'
+complete -c mb-2fa-verify -l login -d 'A whole login, as pam_mb2fa runs it: the policy decides, then the code is read from stdin (JSON lines, see the man page)'
 complete -c mb-2fa-verify -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mb-2fa-verify -s V -l version -d 'Print version'

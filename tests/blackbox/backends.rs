@@ -24,7 +24,7 @@ const SQLITE_ONLY: &[(&str, &str)] = &[
     ("planted::", "values planted with rusqlite"),
     (
         "migration::",
-        "SQLite schema versions 1 to 6 (PRAGMA user_version)",
+        "SQLite schema versions 1 to 7 (PRAGMA user_version)",
     ),
     (
         "db_writer::",

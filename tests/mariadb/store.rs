@@ -180,7 +180,7 @@ fn a_migration_cut_short_is_finished_by_init() {
         "check compares the clocks: {names:?}"
     );
     let version = server.sql(Some(&db.name), "SELECT MAX(version) FROM mb2fa_schema");
-    assert_eq!(version.trim(), "6");
+    assert_eq!(version.trim(), "7");
     // A second init refuses: the store exists now.
     db.run(STORE, &["init"])
         .fail_line(10, STORE, "already holds");
@@ -246,7 +246,7 @@ fn an_upgrade_step_waits_for_the_user_that_may_alter_tables() {
     let run = db.run(STORE, &["check", "--json"]);
     assert_eq!(run.ok_json()["healthy"], Value::Bool(true), "{run}");
     let version = server.sql(Some(&db.name), "SELECT MAX(version) FROM mb2fa_schema");
-    assert_eq!(version.trim(), "6");
+    assert_eq!(version.trim(), "7");
     let index = server.sql(
         Some(&db.name),
         "SELECT COUNT(*) FROM information_schema.statistics

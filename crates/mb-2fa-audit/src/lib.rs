@@ -114,5 +114,6 @@ fn to_json(r: &Record) -> Value {
         "actor": r.actor,
         "detail": r.detail,
         "node": r.node,
+        "via": r.via,
     })
 }

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use mb2fa_core::account::{self, Ctx, Diagnosis, Method};
+use mb2fa_core::audit::Via;
 use mb2fa_core::cli::{self, Globals, Report};
 use mb2fa_core::clock::{self, SystemClock};
 use mb2fa_core::code::Code;
 use mb2fa_core::email::Email;
+use mb2fa_core::policy::{self, Decision};
 use mb2fa_core::{Error, Result, skew};
 
 pub fn command() -> Command {
@@ -36,8 +38,8 @@ pub fn command() -> Command {
         Arg::new("code")
             .long("code")
             .value_name("CODE")
-            .required_unless_present("resync")
-            .conflicts_with("resync")
+            .required_unless_present_any(["resync", "login"])
+            .conflicts_with_all(["resync", "login"])
             .value_parser(value_parser!(OsString))
             .help(
                 "6-digit code from the app, or a backup code XXXX-XXXX-XXXX; - reads it from stdin",
@@ -67,6 +69,29 @@ pub fn command() -> Command {
             .value_parser(value_parser!(OsString))
             .help("Re-synchronise the clock drift from two consecutive codes (one may be -, read from stdin)"),
     )
+    .arg(
+        Arg::new("login")
+            .long("login")
+            .action(ArgAction::SetTrue)
+            .requires("json")
+            .conflicts_with_all(["diagnose", "resync"])
+            .help("A whole login, as pam_mb2fa runs it: the policy decides, then the code is read from stdin (JSON lines, see the man page)"),
+    )
+    .arg(
+        Arg::new("role")
+            .long("role")
+            .value_name("ROLE")
+            .action(ArgAction::Append)
+            .requires("login")
+            .help("With --login: a role of the account (repeatable), as for mb-2fa-policy check"),
+    )
+    .args(PAM_ITEMS.map(|(id, value, help)| {
+        Arg::new(id)
+            .long(id)
+            .value_name(value)
+            .requires("login")
+            .help(help)
+    }))
     .after_help(
         "Examples:\n  mb-2fa-verify --email alice@example.com --code 123456\n  \
              echo \"$CODE\" | mb-2fa-verify --email alice@example.com --code - --json\n  \
@@ -74,6 +99,31 @@ pub fn command() -> Command {
              mb-2fa-verify --email alice@example.com --resync 123456 654321",
     )
 }
+
+/// What a PAM module says about the login, for the audit trail: option,
+/// value name, help.
+const PAM_ITEMS: [(&str, &str, &str); 4] = [
+    (
+        "pam-service",
+        "NAME",
+        "With --login: the PAM service (sshd, sudo), recorded in the audit trail",
+    ),
+    (
+        "pam-user",
+        "USER",
+        "With --login: the PAM user, recorded in the audit trail",
+    ),
+    (
+        "pam-rhost",
+        "HOST",
+        "With --login: the remote host (PAM_RHOST), recorded in the audit trail",
+    ),
+    (
+        "pam-tty",
+        "TTY",
+        "With --login: the terminal (PAM_TTY), recorded in the audit trail",
+    ),
+];
 
 /// Run the tool on `args` (program name first) and return its exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -84,6 +134,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let email = cli::email(m)?;
     if let Some(codes) = m.get_many::<OsString>("resync") {
         return resync(m, g, &email, codes.collect());
+    }
+    if m.get_flag("login") {
+        return login(m, g, &email);
     }
     let raw = m
         .get_one::<OsString>("code")
@@ -109,6 +162,70 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         return Ok(diagnosis_report(g, &email, &d));
     }
     let v = account::verify(&mut store, &ctx, &email, &code)?;
+    Ok(verified_report(g, &email, &v))
+}
+
+/// `--login`: the policy decides (recorded, with the PAM items); a decision
+/// other than `code` is the whole answer (exit 6 let in, 7 keep out, as
+/// `mb-2fa-policy check`). For `code`, that decision goes out as one JSON
+/// line first, then the code is read from stdin and verified: the caller
+/// prompts only a user who needs a code, and one process (one store
+/// connection, one key read) serves the whole login. The check and the
+/// verification are two transactions on purpose: the user types between
+/// them, and no transaction stays open while a person thinks.
+fn login(m: &ArgMatches, g: &Globals, email: &Email) -> Result<Report> {
+    let roles = match m.get_many::<String>("role") {
+        Some(rs) => rs
+            .map(|r| policy::parse_role(r))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let item = |id: &str| m.get_one::<String>(id).map(String::as_str);
+    let mut store = cli::open_for_logins(m, g)?;
+    let mut ctx = Ctx::new(&SystemClock, "mb-2fa-verify");
+    if item("pam-service").is_some() || item("pam-user").is_some() {
+        ctx.via = Some(Via::new(
+            item("pam-service").unwrap_or("?"),
+            item("pam-user").unwrap_or("?"),
+            item("pam-rhost"),
+            item("pam-tty"),
+        ));
+    }
+    let c = policy::check_login(&mut store, &ctx, email, &roles)?;
+    let mut decision = Report::new()
+        .field("phase", "decision")
+        .field("email", email.as_str())
+        .field("decision", c.decision.as_str())
+        .field("message", policy::login_message(&c.decision))
+        .exit(c.decision.exit_code());
+    decision = match &c.decision {
+        Decision::Code => decision,
+        Decision::Allow { reason } | Decision::Deny { reason } => {
+            decision.field("reason", reason.as_str())
+        }
+        Decision::Setup {
+            deadline,
+            grace_days_left,
+        } => decision
+            .field("deadline", clock::rfc3339(*deadline))
+            .field("grace_days_left", *grace_days_left),
+    };
+    if c.decision != Decision::Code {
+        return Ok(decision);
+    }
+    cli::emit_line(&decision)?;
+    let raw = cli::secret_value(std::ffi::OsStr::new("-"), "code")?;
+    if raw.trim().is_empty() {
+        return Err(Error::usage(
+            "no code given: the login was abandoned at the prompt",
+        ));
+    }
+    let code = Code::parse(&raw)?;
+    let v = account::verify(&mut store, &ctx, email, &code)?;
+    Ok(verified_report(g, email, &v).field("phase", "verify"))
+}
+
+fn verified_report(g: &Globals, email: &Email, v: &account::Verified) -> Report {
     let mut report = Report::new()
         .field("email", email.as_str())
         .field("method", v.method.as_str())
@@ -117,7 +234,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .field("drift_steps", v.drift_steps)
         .field("backup_codes_left", v.backup_codes_left);
     if g.quiet {
-        return Ok(report);
+        return report;
     }
     report = match v.method {
         Method::Totp => report.line(format!("Code accepted for {email}.")),
@@ -149,7 +266,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             "Few backup codes left: make new ones with mb-2fa-backup-codes --email {email}"
         ));
     }
-    Ok(report)
+    report
 }
 
 fn resync(m: &ArgMatches, g: &Globals, email: &Email, raw: Vec<&OsString>) -> Result<Report> {

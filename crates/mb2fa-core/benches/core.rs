@@ -231,6 +231,7 @@ fn bench_resident_verify(c: &mut Criterion) {
         clock: &start,
         tool: "bench",
         actor: "bench".into(),
+        via: None,
     };
     let e = account::enable(&mut store, &setup, &email, DEFAULT_ISSUER, false).expect("enable");
     store.tune_for_logins();
@@ -244,6 +245,7 @@ fn bench_resident_verify(c: &mut Criterion) {
                 clock: &clock,
                 tool: "bench",
                 actor: "bench".into(),
+                via: None,
             };
             let code = totp::code_for_step(&e.secret, &e.params, e.params.step_at(now));
             let code = Code::parse(&code).expect("code");

@@ -28,6 +28,70 @@ pub struct Record {
     /// The host the tool ran on: on a cluster, which node (see [`node_name`]).
     /// Empty in records written before schema 5.
     pub node: String,
+    /// Through what the login came, when a PAM module ran the tool (see
+    /// [`Via`]); empty otherwise and in records written before schema 7.
+    pub via: String,
+}
+
+/// Where a login came through, as the PAM module says: the PAM service
+/// (`sshd`, `sudo`), the PAM user, the remote host and the terminal. The
+/// values come from sshd or sudo (a remote host can be a name from reverse
+/// DNS, which whoever runs that DNS chooses), so they are recorded, never
+/// trusted, and cleaned: a character that is not printable ASCII, or is a
+/// space, `=`, `"` or `\\`, becomes `?`, and each value is cut at
+/// [`Via::MAX_ITEM`] characters. Rendered as
+/// `pam service=sshd user=alice rhost=203.0.113.7 tty=ssh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub service: String,
+    pub user: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+}
+
+impl Via {
+    /// Longest value kept of each item.
+    pub const MAX_ITEM: usize = 255;
+
+    pub fn new(service: &str, user: &str, rhost: Option<&str>, tty: Option<&str>) -> Via {
+        Via {
+            service: clean_item(service),
+            user: clean_item(user),
+            rhost: rhost.filter(|h| !h.is_empty()).map(clean_item),
+            tty: tty.filter(|t| !t.is_empty()).map(clean_item),
+        }
+    }
+
+    /// The audit trail's form: `pam service=S user=U[ rhost=H][ tty=T]`.
+    pub fn render(&self) -> String {
+        let mut out = format!("pam service={} user={}", self.service, self.user);
+        if let Some(h) = &self.rhost {
+            out.push_str(&format!(" rhost={h}"));
+        }
+        if let Some(t) = &self.tty {
+            out.push_str(&format!(" tty={t}"));
+        }
+        out
+    }
+}
+
+fn clean_item(raw: &str) -> String {
+    let clean: String = raw
+        .chars()
+        .take(Via::MAX_ITEM)
+        .map(|c| {
+            if c.is_ascii_graphic() && !matches!(c, '=' | '"' | '\\') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "?".to_string()
+    } else {
+        clean
+    }
 }
 
 /// This machine's host name, recorded in every audit row so that a
@@ -109,7 +173,7 @@ fn severity(r: &Record) -> u8 {
     match r.outcome {
         Outcome::BreakGlass => 1, // alert
         Outcome::Rejected | Outcome::Locked | Outcome::NotEnrolled | Outcome::Denied => 4, // warning
-        Outcome::Accepted | Outcome::Activated => 6,                                       // info
+        Outcome::Accepted | Outcome::Activated | Outcome::Allowed => 6,                    // info
         // notice: changes by admins, and what this build does not know
         Outcome::Ok
         | Outcome::Conflict
@@ -126,7 +190,7 @@ fn severity(r: &Record) -> u8 {
 /// database writer planted, an actor) can forge another `key=value` field
 /// or start a new line.
 pub fn syslog_text(r: &Record) -> String {
-    format!(
+    let mut line = format!(
         "{}: action={} email={} outcome={} actor={} detail={}",
         field(&r.tool),
         field(r.action.as_str()),
@@ -134,7 +198,11 @@ pub fn syslog_text(r: &Record) -> String {
         field(r.outcome.as_str()),
         field(&r.actor),
         quoted(&r.detail)
-    )
+    );
+    if !r.via.is_empty() {
+        line.push_str(&format!(" via={}", quoted(&r.via)));
+    }
+    line
 }
 
 fn field(v: &str) -> String {
@@ -237,6 +305,7 @@ mod tests {
             actor: "bob".into(),
             detail: "failure 1 of 5".into(),
             node: "node-a".into(),
+            via: String::new(),
         }
     }
 

@@ -338,6 +338,9 @@ pub enum Outcome {
     Setup,
     BreakGlass,
     Undelivered,
+    /// A login let in without a code by the policy (not required, or a
+    /// service exemption); recorded for logins through PAM.
+    Allowed,
     /// See [`Action::Other`].
     Other(String),
 }
@@ -356,12 +359,13 @@ impl Outcome {
             Outcome::Setup => "setup",
             Outcome::BreakGlass => "break_glass",
             Outcome::Undelivered => "undelivered",
+            Outcome::Allowed => "allowed",
             Outcome::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> Outcome {
-        const KNOWN: [Outcome; 11] = [
+        const KNOWN: [Outcome; 12] = [
             Outcome::Ok,
             Outcome::Accepted,
             Outcome::Activated,
@@ -373,6 +377,7 @@ impl Outcome {
             Outcome::Setup,
             Outcome::BreakGlass,
             Outcome::Undelivered,
+            Outcome::Allowed,
         ];
         KNOWN
             .into_iter()

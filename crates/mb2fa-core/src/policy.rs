@@ -142,6 +142,24 @@ pub fn decide(p: &Policy, f: &Facts<'_>, now: i64) -> Decision {
     }
 }
 
+/// What the person logging in is told about a decision that lets them in
+/// without a code or keeps them out (a PAM module shows it as it is). Only
+/// said after the first factor: the stack orders that (pam_mb2fa(8)).
+pub fn login_message(d: &Decision) -> Option<String> {
+    match d {
+        Decision::Code | Decision::Allow { .. } => None,
+        Decision::Setup {
+            deadline,
+            grace_days_left,
+        } => Some(format!(
+            "Two-factor authentication is required for this account from {} ({grace_days_left} day{} left): ask an administrator to enroll it (mb-2fa-enable) before then.",
+            rfc3339(*deadline),
+            if *grace_days_left == 1 { "" } else { "s" }
+        )),
+        Decision::Deny { reason } => Some(format!("Access denied: {reason}.")),
+    }
+}
+
 /// Roles are short names: letters, digits, `-`, `_`, `.`.
 pub fn parse_role(raw: &str) -> Result<String> {
     let r = raw.trim().to_ascii_lowercase();
@@ -423,6 +441,29 @@ pub struct Checked {
 /// the first sighting (grace start), every break-glass use (alert-level audit
 /// and the "used" mark), and every denial.
 pub fn check(store: &mut Store, ctx: &Ctx<'_>, email: &Email, roles: &[String]) -> Result<Checked> {
+    check_recorded(store, ctx, email, roles, false)
+}
+
+/// [`check`] for a login that the decision ends (a PAM login): every
+/// decision but `code` is recorded, so the audit trail has one row for
+/// every login, however it was let in. (A `code` decision is recorded by the
+/// verification that follows it.)
+pub fn check_login(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    roles: &[String],
+) -> Result<Checked> {
+    check_recorded(store, ctx, email, roles, true)
+}
+
+fn check_recorded(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    email: &Email,
+    roles: &[String],
+    every: bool,
+) -> Result<Checked> {
     let now = ctx.clock.now()?;
     store.write(|tx| {
         let p = load(tx)?;
@@ -460,13 +501,27 @@ pub fn check(store: &mut Store, ctx: &Ctx<'_>, email: &Email, roles: &[String]) 
                     format!("{reason}; roles {roles_text}"),
                 ))?;
             }
-            Decision::Setup { deadline, .. } if first_seen == now => {
+            Decision::Setup { deadline, .. } if first_seen == now || every => {
+                let what = if first_seen == now {
+                    "grace period started"
+                } else {
+                    "let in without a code during the grace period"
+                };
                 tx.append_audit(ctx.record(
                     now,
                     Action::Check,
                     Some(email),
                     Outcome::Setup,
-                    format!("grace period started; enroll by {}", rfc3339(*deadline)),
+                    format!("{what}; enroll by {}", rfc3339(*deadline)),
+                ))?;
+            }
+            Decision::Allow { reason } if every => {
+                tx.append_audit(ctx.record(
+                    now,
+                    Action::Check,
+                    Some(email),
+                    Outcome::Allowed,
+                    format!("let in without a code: {reason}; roles {roles_text}"),
                 ))?;
             }
             _ => {}

@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
     pub clock: &'a dyn Clock,
     pub tool: &'a str,
     pub actor: String,
+    /// Set when a PAM module ran the tool: recorded in every audit row.
+    pub via: Option<audit::Via>,
 }
 
 impl<'a> Ctx<'a> {
@@ -52,6 +54,7 @@ impl<'a> Ctx<'a> {
             clock,
             tool,
             actor: audit::current_actor(),
+            via: None,
         }
     }
 
@@ -73,6 +76,11 @@ impl<'a> Ctx<'a> {
             actor: self.actor.clone(),
             detail: detail.into(),
             node: audit::node_name().to_string(),
+            via: self
+                .via
+                .as_ref()
+                .map(audit::Via::render)
+                .unwrap_or_default(),
         }
     }
 }

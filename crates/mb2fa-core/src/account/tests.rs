@@ -27,6 +27,7 @@ fn ctx(clock: &FixedClock) -> Ctx<'_> {
         clock,
         tool: "test",
         actor: "tester".to_string(),
+        via: None,
     }
 }
 

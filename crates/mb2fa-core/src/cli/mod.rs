@@ -19,7 +19,7 @@ use clap::ArgMatches;
 pub use args::{command, confirm, email, email_arg, key_file_arg, secret_value};
 pub use render::{Report, exemption_json, human_time, json_time, push_table, short_time, table};
 pub use run::{run, run_streaming};
-pub use stream::{JsonArray, Stream};
+pub use stream::{JsonArray, Stream, emit_line};
 
 use crate::error::Result;
 use crate::store::{Location, OpenMode, Store};

@@ -17,6 +17,17 @@ pub(super) fn emit_json(doc: &Value) -> io::Result<()> {
     write_stdout(&(text + "\n"))
 }
 
+/// Write `report`'s fields as one `"ok": true` JSON line now, ahead of the
+/// tool's final document: the first half of a conversation (`mb-2fa-verify
+/// --login`), whose reader waits for it before it answers on stdin.
+pub fn emit_line(report: &Report) -> Result<()> {
+    let mut doc = serde_json::Map::new();
+    doc.insert("ok".into(), Value::Bool(true));
+    doc.extend(report.json.clone());
+    emit_json(&Value::Object(doc))
+        .map_err(|e| Error::storage(format!("cannot write to stdout: {e}")))
+}
+
 /// Write to stdout; the caller decides what a failure means.
 pub(super) fn write_stdout(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();

@@ -157,6 +157,8 @@ pub struct StoredRecord {
     pub detail: String,
     /// The host the tool ran on ('' in rows older than schema 5).
     pub node: String,
+    /// Through what a PAM login came ('' when not, and before schema 7).
+    pub via: String,
 }
 
 /// One row of a store as `mb-2fa-store copy` moves it: every column, the
@@ -529,6 +531,7 @@ impl Store {
                     actor: u.record.actor.clone(),
                     detail: format!("break-glass alert not sent to syslog: {}", u.why),
                     node: audit::node_name().to_string(),
+                    via: u.record.via.clone(),
                 })?;
             }
             tx.commit()

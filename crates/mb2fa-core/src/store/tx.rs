@@ -379,6 +379,7 @@ impl Tx<'_> {
                     actor: r.actor,
                     detail: r.detail,
                     node: r.node,
+                    via: r.via,
                 })
             })
             .collect()

@@ -21,10 +21,10 @@
 //! table is kept append-only by grants instead (README, "Clusters").
 
 /// `(version, statements)`, in order.
-pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[(5, V5), (6, V6)];
+pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[(5, V5), (6, V6), (7, V7)];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The table that records applied versions; its presence is what makes a
 /// database an mb-2fa store.
@@ -119,3 +119,7 @@ const V5: &[&str] = &[
 /// index covers `used_at` as well (SQLite: migration 0006).
 const V6: &[&str] = &["CREATE INDEX IF NOT EXISTS mb2fa_backup_codes_unused
         ON mb2fa_backup_codes (account_id, used_at)"];
+
+/// Through what a PAM login came (SQLite: migration 0007).
+const V7: &[&str] = &["ALTER TABLE mb2fa_audit
+        ADD COLUMN IF NOT EXISTS via VARCHAR(1100) NOT NULL DEFAULT ''"];

@@ -113,7 +113,7 @@ const ACCOUNT_SELECT: &str =
         drift_steps, created_at, failed_attempts, locked_until, recent_offsets";
 
 const AUDIT_SELECT: &str =
-    "SELECT at, tool, action, email, outcome, actor, detail, node FROM mb2fa_audit";
+    "SELECT at, tool, action, email, outcome, actor, detail, node, via FROM mb2fa_audit";
 
 /// An account row selected by [`ACCOUNT_SELECT`] (more columns may follow).
 fn account_row(r: &mut Row, n: &str) -> Result<StoredAccount> {
@@ -146,6 +146,7 @@ fn audit_row(r: &mut Row, n: &str) -> Result<StoredRecord> {
         actor: col(r, 5, n)?,
         detail: col(r, 6, n)?,
         node: col(r, 7, n)?,
+        via: col(r, 8, n)?,
     })
 }
 
@@ -441,8 +442,8 @@ impl Transaction for MariadbTx<'_> {
 
     fn append_audit(&self, r: &Record) -> Result<()> {
         self.exec(
-            "INSERT INTO mb2fa_audit (at, tool, action, email, outcome, actor, detail, node)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mb2fa_audit (at, tool, action, email, outcome, actor, detail, node, via)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 v(r.at),
                 v(r.tool.as_str()),
@@ -452,6 +453,7 @@ impl Transaction for MariadbTx<'_> {
                 v(r.actor.as_str()),
                 v(r.detail.as_str()),
                 v(r.node.as_str()),
+                v(r.via.as_str()),
             ],
         )?;
         Ok(())
@@ -701,8 +703,8 @@ impl Transaction for MariadbTx<'_> {
                 vec![v(email.as_str()), v(*seen_at)],
             ),
             DumpRow::Audit(r) => (
-                "INSERT INTO mb2fa_audit (at, tool, action, email, outcome, actor, detail, node)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO mb2fa_audit (at, tool, action, email, outcome, actor, detail, node, via)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     v(r.at),
                     v(r.tool.as_str()),
@@ -712,6 +714,7 @@ impl Transaction for MariadbTx<'_> {
                     v(r.actor.as_str()),
                     v(r.detail.as_str()),
                     v(r.node.as_str()),
+                    v(r.via.as_str()),
                 ],
             ),
         };

@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_policy.sql"),
     include_str!("../../../migrations/0005_node.sql"),
     include_str!("../../../migrations/0006_backup_codes_unused.sql"),
+    include_str!("../../../migrations/0007_via.sql"),
 ];
 
 /// The schema version this build writes.

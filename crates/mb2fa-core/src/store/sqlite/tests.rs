@@ -163,6 +163,7 @@ fn audit_trail_is_append_only() {
                 actor: "me".into(),
                 detail: String::new(),
                 node: "n".into(),
+                via: String::new(),
             })
         })
         .expect("append");
@@ -236,6 +237,7 @@ fn version_1_fixture_is_sealed_only_by_seal_plaintext() {
         actor: "test".into(),
         detail: format!("{n} secrets sealed"),
         node: "n".into(),
+        via: String::new(),
     };
     assert_eq!(
         Keyring::seal_plaintext(&mut store, &key, record).expect("seal"),

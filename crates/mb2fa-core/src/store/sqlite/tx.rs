@@ -48,7 +48,7 @@ const ACCOUNT_SELECT: &str = "SELECT id, email, state, secret, algorithm, digits
         last_step, drift_steps, created_at, failed_attempts, locked_until, recent_offsets";
 
 const AUDIT_SELECT: &str =
-    "SELECT at, tool, action, email, outcome, actor, detail, node FROM audit";
+    "SELECT at, tool, action, email, outcome, actor, detail, node, via FROM audit";
 
 /// An account row selected by [`ACCOUNT_SELECT`] (more columns may follow).
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAccount> {
@@ -81,6 +81,7 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
         actor: r.get(5)?,
         detail: r.get(6)?,
         node: r.get(7)?,
+        via: r.get(8)?,
     })
 }
 
@@ -102,8 +103,8 @@ fn exemption_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExemption> {
 /// The one statement that writes an audit row.
 pub(super) fn insert_audit(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node, via)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             r.at,
             r.tool,
@@ -112,7 +113,8 @@ pub(super) fn insert_audit(conn: &Connection, r: &Record) -> rusqlite::Result<()
             r.outcome.as_str(),
             r.actor,
             r.detail,
-            r.node
+            r.node,
+            r.via
         ],
     )?;
     Ok(())
@@ -631,9 +633,9 @@ impl Transaction for SqliteTx<'_> {
                 params![email, seen_at],
             ),
             DumpRow::Audit(r) => self.tx.execute(
-                "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail, r.node],
+                "INSERT INTO audit (at, tool, action, email, outcome, actor, detail, node, via)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![r.at, r.tool, r.action, r.email, r.outcome, r.actor, r.detail, r.node, r.via],
             ),
         };
         r.map(|_| ()).map_err(|e| self.err(e))

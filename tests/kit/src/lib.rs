@@ -15,6 +15,7 @@ pub mod db;
 pub mod env;
 pub mod files;
 pub mod mariadb;
+pub mod pam;
 pub mod qr;
 pub mod runner;
 pub mod terminal;

@@ -65,7 +65,11 @@ struct PamConv {
     appdata_ptr: *mut c_void,
 }
 
-#[link(name = "pam")]
+// libpam.so.0 by its runtime name (`-l:libpam.so.0`): libpam0g is part of
+// every Debian system, while the `libpam.so` link that `-lpam` looks for
+// comes only with libpam0g-dev; so building the module (and the README's
+// test command) needs no extra package. The soname recorded is the same.
+#[link(name = "libpam.so.0", modifiers = "+verbatim")]
 unsafe extern "C" {
     fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
     -> c_int;

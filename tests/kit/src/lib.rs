@@ -18,6 +18,7 @@ pub mod mariadb;
 pub mod pam;
 pub mod qr;
 pub mod runner;
+pub mod sshd;
 pub mod terminal;
 pub mod text;
 pub mod tools;

@@ -24,6 +24,9 @@ const LOGIN_TOOLS: [&str; 1] = ["mb-2fa-verify"];
 /// The PAM service name of the tests' service file.
 pub const SERVICE: &str = "mb2fa-test";
 
+/// The module's prompt when `prompt=` is not given.
+pub const PROMPT: &str = "Verification code: ";
+
 /// Whether PAM tests can run here; `None` with the reason when not (and
 /// then a panic if `MB2FA_REQUIRE_PAM` is set).
 pub fn available() -> bool {
@@ -129,7 +132,10 @@ impl PamEnv {
         }
         std::fs::write(
             self.pamd.join(name),
-            format!("{line}\naccount required pam_permit.so\n"),
+            format!(
+                "{line}\naccount required pam_permit.so\n\
+                 session required pam_permit.so\npassword required pam_deny.so\n"
+            ),
         )
         .expect("write the service file");
     }
@@ -137,10 +143,17 @@ impl PamEnv {
     /// `command` run inside a private mount namespace that sees this
     /// setup's pam.d as /etc/pam.d (and its syslog socket as /dev/log).
     pub fn in_namespace(&self, command: &[&str]) -> Command {
+        self.in_namespace_with("", command)
+    }
+
+    /// [`in_namespace`](Self::in_namespace), running the shell lines
+    /// `setup` (which `exit 99` when they fail) before `command`.
+    pub fn in_namespace_with(&self, setup: &str, command: &[&str]) -> Command {
         let mut script = format!(
             "mount --bind {} /etc/pam.d || exit 99\n",
             shell_quote(&self.pamd.display().to_string())
         );
+        script.push_str(setup);
         if let Some((_, path)) = &self.syslog {
             script.push_str(&format!(
                 "mount --bind {} /dev/log || exit 99\n",

@@ -34,6 +34,8 @@ pub fn available() -> bool {
         Some("not root (mount namespaces and a root-owned bindir need it)")
     } else if !Path::new("/usr/bin/pamtester").exists() {
         Some("pamtester is not installed")
+    } else if !private_mounts() {
+        Some("`unshare --mount` fails here (no private mount namespaces)")
     } else if !module().exists() {
         Some("pam_mb2fa.so was not built (cargo build -p pam_mb2fa)")
     } else {
@@ -49,6 +51,15 @@ pub fn available() -> bool {
             false
         }
     }
+}
+
+/// Whether this machine lets root make a private mount namespace (a
+/// container without CAP_SYS_ADMIN does not).
+fn private_mounts() -> bool {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn is_root() -> bool {

@@ -1,8 +1,8 @@
 //! Writes what is derived from the tools' clap definitions, so that it can be
 //! committed, reviewed and packaged:
 //!
-//! - `man/*.8`: a man page per tool (and per `mb-2fa-policy` subcommand), and
-//!   the overview `mb-2fa(8)`;
+//! - `man/*.8`: a man page per tool (and per `mb-2fa-policy` subcommand), the
+//!   overview `mb-2fa(8)`, and the PAM module's `pam_mb2fa(8)`;
 //! - `completions/{bash,zsh,fish}/`: shell completions of every tool.
 //!
 //! ```text
@@ -18,6 +18,7 @@ mod completions;
 mod man;
 mod markup;
 mod overview;
+mod pam;
 mod tools;
 
 use std::collections::BTreeSet;
@@ -96,7 +97,7 @@ fn generate(root: &Path) -> Result<Vec<Output>> {
         .with_context(|| format!("cannot read {}", changelog.display()))?;
     // .TH needs a non-empty date field, or man shifts the fields after it.
     let date = release_date(&changelog, tools::VERSION).unwrap_or_else(|| "unreleased".into());
-    let mut out = vec![overview::page(&date)?];
+    let mut out = vec![overview::page(&date)?, pam::page(&date)?];
     for tool in tools::TOOLS {
         out.extend(man::pages(tool, &date)?);
         out.extend(completions::files(tool));

@@ -126,8 +126,10 @@ pub fn page(date: &str) -> Result<Output> {
         "`mb-2fa-policy`(8) keeps the policy in the database: whether 2FA is required of every \
          account, the grace period to enroll, the roles that get no grace, the issuer shown in \
          authenticator apps, and exemptions (service accounts, and the break-glass account). \
-         At each login the front end (the web UI, or PAM through `pam_exec`(8)) runs \
-         `mb-2fa-policy check --email` *EMAIL* and branches on its exit status:",
+         At each login the front end (the web UI, or a script run by `pam_exec`(8)) runs \
+         `mb-2fa-policy check --email` *EMAIL* and branches on its exit status (for SSH, \
+         sudo and console logins, `pam_mb2fa`(8) makes the same decision through \
+         `mb-2fa-verify --login`):",
     ));
     item(
         &mut r,
@@ -310,7 +312,7 @@ pub fn page(date: &str) -> Result<Output> {
 
     section(&mut r, "SEE ALSO");
     let mut pages: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
-    pages.extend(["oathtool(1)", "sudo(8)", "pam_exec(8)"]);
+    pages.extend(["pam_mb2fa(8)", "oathtool(1)", "sudo(8)", "pam_exec(8)"]);
     r.text(references(pages));
 
     Ok(Output {

@@ -168,12 +168,37 @@ impl Running {
         })
     }
 
+    /// The tool's end: first the end of its output (the reader thread
+    /// hangs up when the tool's stdout closes, which it does as it exits),
+    /// waited for without polling; then its exit status, which follows at
+    /// once. Output after the last document is a protocol error (fail
+    /// closed). Polling the child every few milliseconds instead cost a
+    /// login about 2 ms (docs/BENCHMARKS.md, scripts/bench-pam).
     fn wait(&mut self) -> Result<ExitStatus, Failure> {
         let deadline = Instant::now() + self.timeout;
+        match self.lines.recv_timeout(self.timeout) {
+            Ok(_) => {
+                self.kill();
+                return Err(Failure::Protocol(
+                    "more output after its last answer".to_string(),
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                return Err(Failure::Timeout);
+            }
+        }
+        // Output closed: the exit is microseconds away (or the tool closed
+        // stdout and lingers, which the deadline still bounds).
+        let mut pause = Duration::from_micros(20);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return Ok(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(2)),
+                Ok(None) if Instant::now() < deadline => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(2));
+                }
                 Ok(None) => {
                     self.kill();
                     return Err(Failure::Timeout);

@@ -11,9 +11,7 @@ const ARGS: &str = "account=%u@example.com";
 /// The audit records about `email`, oldest first (the tool lists the
 /// newest first).
 fn records(p: &PamEnv, email: &str) -> Vec<Value> {
-    let mut recs = p.env.audit(["--email", email]);
-    recs.reverse();
-    recs
+    p.records(email)
 }
 
 fn last(p: &PamEnv, email: &str) -> Value {

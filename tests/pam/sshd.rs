@@ -11,9 +11,7 @@ const ARGS: &str = "account=%u@example.com";
 
 /// The audit records about `email`, oldest first.
 fn records(s: &Sshd, email: &str) -> Vec<Value> {
-    let mut recs = s.pam.env.audit(["--email", email]);
-    recs.reverse();
-    recs
+    s.pam.records(email)
 }
 
 fn verifies(s: &Sshd) -> Vec<Value> {

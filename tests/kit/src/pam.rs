@@ -41,13 +41,19 @@ pub fn available() -> bool {
     } else {
         None
     };
+    gate("PAM", missing)
+}
+
+/// `true` when nothing is `missing`; else the tests of `what` are skipped
+/// with the reason, or, under `MB2FA_REQUIRE_PAM=1` (CI), fail.
+pub(crate) fn gate(what: &str, missing: Option<&str>) -> bool {
     match missing {
         None => true,
         Some(why) if std::env::var_os("MB2FA_REQUIRE_PAM").is_some_and(|v| v == "1") => {
             panic!("MB2FA_REQUIRE_PAM=1 but {why}")
         }
         Some(why) => {
-            eprintln!("PAM tests not run: {why} (CI sets MB2FA_REQUIRE_PAM=1)");
+            eprintln!("{what} tests not run: {why} (CI sets MB2FA_REQUIRE_PAM=1)");
             false
         }
     }
@@ -195,6 +201,14 @@ impl PamEnv {
         let run = run_command(cmd, Some(input.as_bytes()));
         assert_ne!(run.code, 99, "the namespace could not be set up\n{run}");
         run
+    }
+
+    /// The audit records about `email`, oldest first (the tool lists the
+    /// newest first).
+    pub fn records(&self, email: &str) -> Vec<serde_json::Value> {
+        let mut recs = self.env.audit(["--email", email]);
+        recs.reverse();
+        recs
     }
 
     /// What reached syslog since the last call (empty without /dev/log).

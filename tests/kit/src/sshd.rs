@@ -50,16 +50,7 @@ pub fn available() -> bool {
     .find(|(path, _)| !Path::new(path).exists())
     .map(|(_, why)| why)
     .or((!pexpect).then_some("python3-pexpect is not installed"));
-    match missing {
-        None => true,
-        Some(why) if std::env::var_os("MB2FA_REQUIRE_PAM").is_some_and(|v| v == "1") => {
-            panic!("MB2FA_REQUIRE_PAM=1 but {why}")
-        }
-        Some(why) => {
-            eprintln!("sshd tests not run: {why} (CI sets MB2FA_REQUIRE_PAM=1)");
-            false
-        }
-    }
+    crate::pam::gate("sshd", missing)
 }
 
 /// One login attempt as the client saw it.

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use argon2::Argon2;
 use mb2fa_core::audit::{self, Action, Record};
 use mb2fa_core::backup_codes;
-use mb2fa_core::model::{Lock, NewAccount, State, Success, TotpProgress};
+use mb2fa_core::model::{Lock, NewAccount, Premise, State, Success, TotpProgress};
 use mb2fa_core::secret::Secret;
 use mb2fa_core::store::{Location, OpenMode, Store};
 use mb2fa_core::totp::{self, TotpParams};
@@ -168,6 +168,7 @@ fn seed(o: &Opts) -> Result<()> {
                         activated_at: Some(t),
                         lock: Lock::CLEAR,
                     },
+                    Premise::lock(Lock::CLEAR),
                 )?;
                 tx.append_audit(Record {
                     at: t,

@@ -148,16 +148,24 @@ fn one_totp_code_and_one_backup_code_are_accepted_once_across_nodes() {
             let exits: Vec<i32> = group.iter().map(|(_, r)| r.code).collect();
             let accepted = exits.iter().filter(|c| **c == 0).count();
             let rejected = exits.iter().filter(|c| **c == 1).count();
-            assert_eq!(
-                (accepted, rejected),
-                (1, 11),
-                "round {round}: the {what} must be accepted exactly once, every other try rejected (exit 1), never exit 10: {exits:?}\n{}",
-                group
-                    .iter()
-                    .map(|(_, r)| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            if (accepted, rejected) != (1, 11) {
+                // What the store recorded, in commit order per node, to
+                // tell a double accept from a floor that went back.
+                let trail = cluster.nodes[0].sql(
+                    Some(&db.name),
+                    &format!(
+                        "SET SESSION wsrep_sync_wait = 1; SELECT id, at, node, outcome, detail FROM mb2fa_audit WHERE email = '{email}' ORDER BY id"
+                    ),
+                );
+                panic!(
+                    "round {round}: the {what} must be accepted exactly once, every other try rejected (exit 1), never exit 10: {exits:?}\naudit trail:\n{trail}\n{}",
+                    group
+                        .iter()
+                        .map(|(_, r)| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
         }
         // Every node agrees: one backup code spent, the step recorded.
         for node in &cluster.nodes {

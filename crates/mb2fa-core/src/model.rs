@@ -57,6 +57,38 @@ impl Account {
     }
 }
 
+/// What a decision about an account was judged on. A backend writes the
+/// decision only if the account's row still holds these values, in the same
+/// statement (a compare-and-set whose affected-row count is the verdict);
+/// if it does not, the decision was made on a row somebody else changed
+/// meanwhile (on Galera: another node's write that certification or a lock
+/// did not stop), and the whole transaction runs again (`Tx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Premise {
+    pub lock: Lock,
+    /// The replay floor the code was judged against; `None` when none was
+    /// (a backup code, which does not move it).
+    pub last_step: Option<Option<i64>>,
+}
+
+impl Premise {
+    /// A TOTP code judged on `account`: its lock and its replay floor.
+    pub fn totp(account: &Account) -> Premise {
+        Premise {
+            lock: account.lock(),
+            last_step: Some(account.last_step),
+        }
+    }
+
+    /// A decision judged on the lock alone.
+    pub fn lock(lock: Lock) -> Premise {
+        Premise {
+            lock,
+            last_step: None,
+        }
+    }
+}
+
 /// An account's lockout state: consecutive failures and the end of the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lock {

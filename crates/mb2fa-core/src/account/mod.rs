@@ -337,8 +337,9 @@ impl Attempt<'_> {
     /// locked the account.
     fn count_wrong_code(&self, tx: &Tx<'_>, id: i64, what: &str) -> Result<(Lock, Error)> {
         let (now, email) = (self.now, self.email);
-        let lock = throttle::after_failure(tx.lock(id)?, now);
-        tx.set_lock(id, lock)?;
+        let before = tx.lock(id)?;
+        let lock = throttle::after_failure(before, now);
+        tx.set_lock(id, lock, Some(before))?;
         let locked_now = lock.is_locked(now) && lock.failed_attempts >= throttle::THRESHOLD;
         let until = || lock.locked_until.map_or_else(String::new, rfc3339);
         let detail = if locked_now {
@@ -440,7 +441,7 @@ pub fn unlock(store: &mut Store, ctx: &Ctx<'_>, email: &Email) -> Result<Unlocke
             return attempt.not_enrolled(tx, "");
         };
         let before = tx.lock_to_clear(id)?;
-        tx.set_lock(id, Lock::CLEAR)?;
+        tx.set_lock(id, Lock::CLEAR, None)?;
         let was_locked = before.is_locked(now);
         let detail = if was_locked {
             format!(

@@ -4,7 +4,7 @@ use super::{Attempt, Ctx};
 use crate::audit::{Action, Outcome};
 use crate::email::Email;
 use crate::error::Result;
-use crate::model::{State, Success};
+use crate::model::{Premise, State, Success};
 use crate::skew;
 use crate::store::{Store, Verdict};
 
@@ -70,6 +70,7 @@ pub fn resync(
         tx.record_success(
             account.id,
             &Success::totp(now, step, drift, vec![drift; skew::HISTORY], activated),
+            Premise::totp(&account),
         )?;
         tx.append_audit(attempt.record(
             Outcome::Ok,

@@ -8,7 +8,7 @@ use crate::backup_codes::BackupCode;
 use crate::code::Code;
 use crate::email::Email;
 use crate::error::{Error, Result};
-use crate::model::{State, Success};
+use crate::model::{Premise, State, Success};
 use crate::skew;
 use crate::store::{Store, Verdict};
 use crate::totp::{self, TotpCheck};
@@ -147,6 +147,7 @@ fn check_totp(
                 tx.record_success(
                     account.id,
                     &Success::totp(now, step, drift, recent, activated),
+                    Premise::totp(&account),
                 )?;
                 (tx.backup_codes_left(account.id)?, drift)
             }
@@ -275,7 +276,11 @@ fn check_backup(
             );
         }
         // A success clears the failures.
-        tx.record_success(account_id, &Success::backup_code(now, current.state))?;
+        tx.record_success(
+            account_id,
+            &Success::backup_code(now, current.state),
+            Premise::lock(lock),
+        )?;
         let left = match then {
             Then::Record => tx.backup_codes_left(account_id)?,
             Then::Disable => {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::audit::{self, Action, Outcome, Record};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
-use crate::model::{Exemption, Lock, State, StoredBackupCode, Success};
+use crate::model::{Exemption, Lock, Premise, State, StoredBackupCode, Success};
 use crate::totp::TotpParams;
 
 /// Where the tools keep their database unless told otherwise.
@@ -292,10 +292,15 @@ pub trait Transaction {
     /// Remove an account and its backup codes. False if absent.
     fn delete_account(&self, id: i64) -> Result<bool>;
     fn replace_secret(&self, id: i64, sealed: &[u8]) -> Result<()>;
-    /// Write what an accepted code changes, as decided.
-    fn record_success(&self, id: i64, s: &Success) -> Result<()>;
+    /// Write what an accepted code changes, as decided, if the row still
+    /// holds what it was judged on (`premise`). False if it does not (or
+    /// the account is gone): nothing was written. The verdict is the count
+    /// of rows the statement matched, whether or not their values changed.
+    fn record_success(&self, id: i64, s: &Success, premise: &Premise) -> Result<bool>;
     fn lock(&self, id: i64) -> Result<StoredLock>;
-    fn set_lock(&self, id: i64, lock: Lock) -> Result<()>;
+    /// Set the failure count and lock, if they still are `premise` (`None`:
+    /// whatever they are, for `mb-2fa-unlock`). False if not: nothing written.
+    fn set_lock(&self, id: i64, lock: Lock, premise: Option<Lock>) -> Result<bool>;
 
     fn backup_code(&self, account_id: i64, tag: &str) -> Result<Option<StoredBackupCode>>;
     fn backup_codes_left(&self, account_id: i64) -> Result<i64>;

@@ -14,8 +14,8 @@ use crate::audit::{Action, Outcome, Record};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
 use crate::model::{
-    Account, AccountSummary, EnrollmentRef, Exemption, ExemptionKind, Lock, NewAccount, State,
-    StoredBackupCode, Success,
+    Account, AccountSummary, EnrollmentRef, Exemption, ExemptionKind, Lock, NewAccount, Premise,
+    State, StoredBackupCode, Success,
 };
 use crate::totp::{Algorithm, TotpParams};
 
@@ -266,8 +266,23 @@ impl Tx<'_> {
         self.inner.delete_account(id)
     }
 
-    pub fn record_success(&self, id: i64, s: &Success) -> Result<()> {
-        self.inner.record_success(id, s)
+    /// Write an accepted code's effects, judged on `premise`. If the row
+    /// no longer holds what was judged, nothing is written and the error is
+    /// transient: [`super::Store::decide`] judges again on what is there now.
+    pub fn record_success(&self, id: i64, s: &Success, premise: Premise) -> Result<()> {
+        if self.inner.record_success(id, s, &premise)? {
+            Ok(())
+        } else {
+            Err(self.changed_meanwhile())
+        }
+    }
+
+    /// A judged row that changed before the decision was written.
+    fn changed_meanwhile(&self) -> Error {
+        Error::transient(format!(
+            "{}: the account changed while it was being judged (another process or node wrote it first), and the retries ran out",
+            self.name
+        ))
     }
 
     /// The failure count and lock of an account, bounded like every stored
@@ -291,8 +306,16 @@ impl Tx<'_> {
         })
     }
 
-    pub fn set_lock(&self, account_id: i64, lock: Lock) -> Result<()> {
-        self.inner.set_lock(account_id, lock)
+    /// Set the failure count and lock, judged on `premise` (the lock that
+    /// was read; `None` for `mb-2fa-unlock`, which clears whatever is
+    /// there). A changed row is a transient error, as for
+    /// [`Tx::record_success`].
+    pub fn set_lock(&self, account_id: i64, lock: Lock, premise: Option<Lock>) -> Result<()> {
+        if self.inner.set_lock(account_id, lock, premise)? {
+            Ok(())
+        } else {
+            Err(self.changed_meanwhile())
+        }
     }
 
     pub fn backup_code_by_tag(

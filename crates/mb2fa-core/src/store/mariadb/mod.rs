@@ -29,6 +29,7 @@ mod tx;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, SslOpts};
 use zeroize::Zeroizing;
@@ -229,7 +230,12 @@ fn connect(target: &MariadbTarget, name: &str) -> Result<Conn> {
         .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
         .read_timeout(Some(IO_TIMEOUT))
         .write_timeout(Some(IO_TIMEOUT))
-        .stmt_cache_size(Some(32));
+        .stmt_cache_size(Some(32))
+        // An UPDATE's affected-row count is the rows it matched, not only
+        // those whose values changed: a compare-and-set's verdict
+        // (`Transaction::record_success`) must not depend on whether the
+        // new values happen to equal the old ones.
+        .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS);
     opts = match &target.endpoint {
         Endpoint::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
         Endpoint::Tcp { host, port } => opts

@@ -8,7 +8,7 @@ use mysql::{Conn, Params, Row, Value};
 use super::error::{DUPLICATE, db_error};
 use crate::audit::Record;
 use crate::error::{Error, Result};
-use crate::model::{Exemption, Lock, StoredBackupCode, Success};
+use crate::model::{Exemption, Lock, Premise, StoredBackupCode, Success};
 use crate::store::{
     Access, DumpRow, Intent, NewStoredAccount, StoredAccount, StoredEnrollment, StoredExemption,
     StoredLock, StoredRecord, StoredSecret, StoredSummary, Transaction,
@@ -328,9 +328,13 @@ impl Transaction for MariadbTx<'_> {
         Ok(())
     }
 
-    fn record_success(&self, id: i64, s: &Success) -> Result<()> {
+    /// The premise is compared in the `UPDATE` itself, a current read of the
+    /// row on this node, and the matched-row count is the verdict (the
+    /// connection asks for `CLIENT_FOUND_ROWS`, so a row whose values do not
+    /// change still counts).
+    fn record_success(&self, id: i64, s: &Success, premise: &Premise) -> Result<bool> {
         let totp = s.totp.as_ref();
-        self.exec(
+        let n = self.exec(
             "UPDATE mb2fa_accounts SET
                 last_used_at = ?,
                 failed_attempts = ?,
@@ -340,7 +344,8 @@ impl Transaction for MariadbTx<'_> {
                 last_step = COALESCE(?, last_step),
                 drift_steps = COALESCE(?, drift_steps),
                 recent_offsets = COALESCE(?, recent_offsets)
-             WHERE id = ?",
+             WHERE id = ? AND failed_attempts = ? AND locked_until <=> ?
+                AND (? = 0 OR last_step <=> ?)",
             vec![
                 v(s.at),
                 v(s.lock.failed_attempts),
@@ -351,9 +356,13 @@ impl Transaction for MariadbTx<'_> {
                 v(totp.map(|t| t.drift_steps)),
                 v(totp.map(|t| crate::skew::format_history(&t.recent_offsets))),
                 v(id),
+                v(premise.lock.failed_attempts),
+                v(premise.lock.locked_until),
+                v(premise.last_step.is_some()),
+                v(premise.last_step.flatten()),
             ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn lock(&self, id: i64) -> Result<StoredLock> {
@@ -375,12 +384,20 @@ impl Transaction for MariadbTx<'_> {
         })
     }
 
-    fn set_lock(&self, id: i64, lock: Lock) -> Result<()> {
-        self.exec(
-            "UPDATE mb2fa_accounts SET failed_attempts = ?, locked_until = ? WHERE id = ?",
-            vec![v(lock.failed_attempts), v(lock.locked_until), v(id)],
+    fn set_lock(&self, id: i64, lock: Lock, premise: Option<Lock>) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE mb2fa_accounts SET failed_attempts = ?, locked_until = ?
+             WHERE id = ? AND (? = 0 OR (failed_attempts = ? AND locked_until <=> ?))",
+            vec![
+                v(lock.failed_attempts),
+                v(lock.locked_until),
+                v(id),
+                v(premise.is_some()),
+                v(premise.map(|p| p.failed_attempts)),
+                v(premise.and_then(|p| p.locked_until)),
+            ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn backup_code(&self, account_id: i64, tag: &str) -> Result<Option<StoredBackupCode>> {

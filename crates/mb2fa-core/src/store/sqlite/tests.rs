@@ -9,7 +9,7 @@ use super::SCHEMA_VERSION;
 use crate::audit::{Action, Outcome, Record};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
-use crate::model::NewAccount;
+use crate::model::{Lock, NewAccount, Premise, State, Success};
 use crate::secret::Secret;
 use crate::store::{Location, OpenMode, Store, Verdict};
 use crate::totp::TotpParams;
@@ -145,6 +145,106 @@ fn failed_write_rolls_back() {
     assert_eq!(r.map_err(|e| e.kind()), Err(crate::ErrorKind::Conflict));
     let found = store.read(|tx| tx.enrollment("a@b")).expect("read");
     assert_eq!(found, None);
+}
+
+/// A decision written on a row that no longer holds what it was judged on
+/// writes nothing: the statement compares, and its verdict is a transient
+/// error (judge again), never a silent overwrite of the newer row.
+#[test]
+fn a_decision_judged_on_a_changed_row_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("2fa.db");
+    let mut store = open(&path, OpenMode::Init).expect("open");
+    store.unlock(&tmp.path().join("2fa.key")).expect("key");
+    let secret = Secret::from_bytes(vec![7; 20]);
+    let id = store
+        .write(|tx| {
+            tx.insert_account(&NewAccount {
+                email: "a@b",
+                secret: &secret,
+                params: TotpParams::default(),
+                issuer: "Mailborder",
+                created_at: 1,
+            })
+        })
+        .expect("insert");
+    let accept = |step| Success::totp(100, step, 0, vec![0], true);
+    // Judged on a floor of 41 that is not there (the row has none).
+    let stale = Premise {
+        lock: Lock::CLEAR,
+        last_step: Some(Some(41)),
+    };
+    let err = store
+        .write(|tx| tx.record_success(id, &accept(42), stale))
+        .expect_err("stale floor");
+    assert!(err.is_transient() && err.exit_code() == 10, "{err:?}");
+    assert!(
+        err.message().contains("changed while it was being judged"),
+        "{}",
+        err.message()
+    );
+    // Judged on a lock that is not there.
+    let counted = Lock {
+        failed_attempts: 3,
+        locked_until: None,
+    };
+    let err = store
+        .write(|tx| {
+            tx.set_lock(
+                id,
+                counted,
+                Some(Lock {
+                    failed_attempts: 2,
+                    locked_until: None,
+                }),
+            )
+        })
+        .expect_err("stale lock");
+    assert!(err.is_transient(), "{err:?}");
+    let err = store
+        .write(|tx| {
+            tx.record_success(
+                id,
+                &Success::backup_code(100, State::Active),
+                Premise::lock(counted),
+            )
+        })
+        .expect_err("stale lock for a backup code");
+    assert!(err.is_transient(), "{err:?}");
+    let row = |store: &mut Store| {
+        store
+            .read(|tx| {
+                let a = tx.account("a@b")?.expect("account");
+                Ok((a.last_step, a.failed_attempts, a.state))
+            })
+            .expect("read")
+    };
+    assert_eq!(
+        row(&mut store),
+        (None, 0, State::Pending),
+        "nothing written"
+    );
+    // On what is there, each writes; and judged again on the old floor, the
+    // same step is refused.
+    let fresh = Premise {
+        lock: Lock::CLEAR,
+        last_step: Some(None),
+    };
+    store
+        .write(|tx| tx.record_success(id, &accept(42), fresh))
+        .expect("on the row as it is");
+    assert_eq!(row(&mut store), (Some(42), 0, State::Active));
+    let err = store
+        .write(|tx| tx.record_success(id, &accept(42), fresh))
+        .expect_err("the same step judged on the floor before it");
+    assert!(err.is_transient(), "{err:?}");
+    store
+        .write(|tx| tx.set_lock(id, counted, Some(Lock::CLEAR)))
+        .expect("count a failure");
+    store
+        .write(|tx| tx.set_lock(id, Lock::CLEAR, None))
+        .expect("unlock clears whatever is there");
+    assert_eq!(row(&mut store), (Some(42), 0, State::Active));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::error::db_error;
 use super::{WAL_CHECKPOINT_BYTES, checkpoint, wal_path};
 use crate::audit::Record;
 use crate::error::{Error, Result};
-use crate::model::{Exemption, Lock, StoredBackupCode, Success};
+use crate::model::{Exemption, Lock, Premise, StoredBackupCode, Success};
 use crate::store::{
     DumpRow, Intent, NewStoredAccount, StoredAccount, StoredEnrollment, StoredExemption,
     StoredLock, StoredRecord, StoredSecret, StoredSummary, Transaction,
@@ -259,9 +259,10 @@ impl Transaction for SqliteTx<'_> {
         Ok(())
     }
 
-    fn record_success(&self, id: i64, s: &Success) -> Result<()> {
+    fn record_success(&self, id: i64, s: &Success, premise: &Premise) -> Result<bool> {
         let totp = s.totp.as_ref();
-        self.tx
+        let n = self
+            .tx
             .execute(
                 "UPDATE accounts SET
                     last_used_at = ?2,
@@ -272,7 +273,8 @@ impl Transaction for SqliteTx<'_> {
                     last_step = COALESCE(?7, last_step),
                     drift_steps = COALESCE(?8, drift_steps),
                     recent_offsets = COALESCE(?9, recent_offsets)
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND failed_attempts = ?10 AND locked_until IS ?11
+                    AND (?12 = 0 OR last_step IS ?13)",
                 params![
                     id,
                     s.at,
@@ -283,10 +285,14 @@ impl Transaction for SqliteTx<'_> {
                     totp.map(|t| t.last_step),
                     totp.map(|t| t.drift_steps),
                     totp.map(|t| crate::skew::format_history(&t.recent_offsets)),
+                    premise.lock.failed_attempts,
+                    premise.lock.locked_until,
+                    premise.last_step.is_some(),
+                    premise.last_step.flatten(),
                 ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn lock(&self, id: i64) -> Result<StoredLock> {
@@ -305,14 +311,23 @@ impl Transaction for SqliteTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    fn set_lock(&self, id: i64, lock: Lock) -> Result<()> {
-        self.tx
+    fn set_lock(&self, id: i64, lock: Lock, premise: Option<Lock>) -> Result<bool> {
+        let n = self
+            .tx
             .execute(
-                "UPDATE accounts SET failed_attempts = ?2, locked_until = ?3 WHERE id = ?1",
-                params![id, lock.failed_attempts, lock.locked_until],
+                "UPDATE accounts SET failed_attempts = ?2, locked_until = ?3
+                 WHERE id = ?1 AND (?4 = 0 OR (failed_attempts = ?5 AND locked_until IS ?6))",
+                params![
+                    id,
+                    lock.failed_attempts,
+                    lock.locked_until,
+                    premise.is_some(),
+                    premise.map(|p| p.failed_attempts),
+                    premise.and_then(|p| p.locked_until),
+                ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn backup_code(&self, account_id: i64, tag: &str) -> Result<Option<StoredBackupCode>> {

@@ -20,6 +20,10 @@ pub(super) struct MariadbTx<'a> {
     access: Access,
     /// Committed or rolled back already (else `Drop` rolls back).
     finished: bool,
+    /// The id of the last audit row this transaction inserted: after
+    /// `COMMIT`, its presence proves the commit kept this transaction's
+    /// writes (see [`MariadbTx::commit`]).
+    last_audit_id: std::cell::Cell<Option<u64>>,
 }
 
 impl<'a> MariadbTx<'a> {
@@ -29,6 +33,7 @@ impl<'a> MariadbTx<'a> {
             name,
             access,
             finished: false,
+            last_audit_id: std::cell::Cell::new(None),
         }
     }
 
@@ -83,6 +88,23 @@ impl<'a> MariadbTx<'a> {
             .ok_or_else(|| Error::storage(format!("{}: a query returned no row", self.name)))?;
         col(&mut row, 0, self.name)
     }
+}
+
+/// `@@in_transaction = 1` is part of every write statement's condition (`WHERE ... AND` it, or
+/// `INSERT ... SELECT ... FROM DUAL WHERE` it): the statement does nothing
+/// unless it runs inside this transaction. A Galera node can roll a
+/// transaction back under a client (an applier's brute-force abort of a
+/// conflicting local transaction) without the next statements failing;
+/// those would then run on their own, autocommitted, and the final `COMMIT`
+/// would succeed with nothing of the transaction in it. With the guard such
+/// a statement changes nothing, and the check at commit turns it into a
+/// transient error: the whole decision is taken again on what is there.
+///
+/// This error: the transaction was rolled back by the server under its statements.
+fn dropped(name: &str) -> Error {
+    Error::transient(format!(
+        "{name}: the server rolled the transaction back (a conflicting change from another node), and the retries ran out"
+    ))
 }
 
 /// Column `i` of `row` as a `T`; a NULL where none may be, or a value of
@@ -184,18 +206,37 @@ impl Drop for MariadbTx<'_> {
 }
 
 impl Transaction for MariadbTx<'_> {
+    /// A write transaction proves it was still whole: one that appended an
+    /// audit row finds that row after `COMMIT` (an aborted transaction's row
+    /// is gone; a later one could not have been written, see [`dropped`]),
+    /// any other asks the server before `COMMIT` whether it is still in it.
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.finished = true;
-        let result = match self.conn.try_borrow_mut() {
-            Ok(mut conn) => conn.query_drop("COMMIT"),
-            Err(_) => {
-                return Err(Error::storage(format!(
-                    "{}: commit while a statement was being read",
-                    self.name
-                )));
+        let audit_id = self.last_audit_id.get();
+        let mut conn = self.conn.try_borrow_mut().map_err(|_| {
+            Error::storage(format!(
+                "{}: commit while a statement was being read",
+                self.name
+            ))
+        })?;
+        if self.access == Access::Write && audit_id.is_none() {
+            let inside: Option<i64> = conn
+                .query_first("SELECT @@in_transaction")
+                .map_err(|e| self.err(&e))?;
+            if inside != Some(1) {
+                return Err(dropped(self.name));
             }
-        };
-        result.map_err(|e| self.err(&e))
+        }
+        conn.query_drop("COMMIT").map_err(|e| self.err(&e))?;
+        if let Some(id) = audit_id {
+            let found: Option<i64> = conn
+                .exec_first("SELECT COUNT(*) FROM mb2fa_audit WHERE id = ?", (id,))
+                .map_err(|e| self.err(&e))?;
+            if found != Some(1) {
+                return Err(dropped(self.name));
+            }
+        }
+        Ok(())
     }
 
     fn account(&self, email: &str, intent: Intent) -> Result<Option<StoredAccount>> {
@@ -283,7 +324,7 @@ impl Transaction for MariadbTx<'_> {
         let mut conn = self.conn()?;
         let r = conn.exec_drop(
             "INSERT INTO mb2fa_accounts (email, state, secret, algorithm, digits, period, issuer, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @@in_transaction = 1",
             Params::Positional(vec![
                 v(a.email),
                 v(a.state.as_str()),
@@ -296,7 +337,8 @@ impl Transaction for MariadbTx<'_> {
             ]),
         );
         match r {
-            Ok(()) => {}
+            Ok(()) if conn.affected_rows() == 1 => {}
+            Ok(()) => return Err(dropped(self.name)),
             Err(mysql::Error::MySqlError(m)) if m.code == DUPLICATE => {
                 return Err(Error::transient(format!(
                     "{}: another process enrolled the same account at the same moment; try again",
@@ -313,16 +355,19 @@ impl Transaction for MariadbTx<'_> {
     /// explicit delete replicates the same on every Galera version).
     fn delete_account(&self, id: i64) -> Result<bool> {
         self.exec(
-            "DELETE FROM mb2fa_backup_codes WHERE account_id = ?",
+            "DELETE FROM mb2fa_backup_codes WHERE account_id = ? AND @@in_transaction = 1",
             vec![v(id)],
         )?;
-        let n = self.exec("DELETE FROM mb2fa_accounts WHERE id = ?", vec![v(id)])?;
+        let n = self.exec(
+            "DELETE FROM mb2fa_accounts WHERE id = ? AND @@in_transaction = 1",
+            vec![v(id)],
+        )?;
         Ok(n == 1)
     }
 
     fn replace_secret(&self, id: i64, sealed: &[u8]) -> Result<()> {
         self.exec(
-            "UPDATE mb2fa_accounts SET secret = ? WHERE id = ?",
+            "UPDATE mb2fa_accounts SET secret = ? WHERE id = ? AND @@in_transaction = 1",
             vec![v(sealed), v(id)],
         )?;
         Ok(())
@@ -345,7 +390,7 @@ impl Transaction for MariadbTx<'_> {
                 drift_steps = COALESCE(?, drift_steps),
                 recent_offsets = COALESCE(?, recent_offsets)
              WHERE id = ? AND failed_attempts = ? AND locked_until <=> ?
-                AND (? = 0 OR last_step <=> ?)",
+                AND (? = 0 OR last_step <=> ?) AND @@in_transaction = 1",
             vec![
                 v(s.at),
                 v(s.lock.failed_attempts),
@@ -387,7 +432,8 @@ impl Transaction for MariadbTx<'_> {
     fn set_lock(&self, id: i64, lock: Lock, premise: Option<Lock>) -> Result<bool> {
         let n = self.exec(
             "UPDATE mb2fa_accounts SET failed_attempts = ?, locked_until = ?
-             WHERE id = ? AND (? = 0 OR (failed_attempts = ? AND locked_until <=> ?))",
+             WHERE id = ? AND (? = 0 OR (failed_attempts = ? AND locked_until <=> ?))
+                AND @@in_transaction = 1",
             vec![
                 v(lock.failed_attempts),
                 v(lock.locked_until),
@@ -431,14 +477,18 @@ impl Transaction for MariadbTx<'_> {
         now: i64,
     ) -> Result<()> {
         self.exec(
-            "DELETE FROM mb2fa_backup_codes WHERE account_id = ?",
+            "DELETE FROM mb2fa_backup_codes WHERE account_id = ? AND @@in_transaction = 1",
             vec![v(account_id)],
         )?;
         for (tag, hash) in rows {
-            self.exec(
-                "INSERT INTO mb2fa_backup_codes (account_id, tag, hash, created_at) VALUES (?, ?, ?, ?)",
+            let n = self.exec(
+                "INSERT INTO mb2fa_backup_codes (account_id, tag, hash, created_at)
+                 SELECT ?, ?, ?, ? FROM DUAL WHERE @@in_transaction = 1",
                 vec![v(account_id), v(tag.as_str()), v(hash.as_str()), v(now)],
             )?;
+            if n != 1 {
+                return Err(dropped(self.name));
+            }
         }
         Ok(())
     }
@@ -451,17 +501,19 @@ impl Transaction for MariadbTx<'_> {
     ) -> Result<bool> {
         let n = self.exec(
             "UPDATE mb2fa_backup_codes SET used_at = ?
-             WHERE id = ? AND account_id = ? AND hash = ? AND used_at IS NULL",
+             WHERE id = ? AND account_id = ? AND hash = ? AND used_at IS NULL
+                AND @@in_transaction = 1",
             vec![v(now), v(code.id), v(account_id), v(code.hash.as_str())],
         )?;
         Ok(n == 1)
     }
 
     fn append_audit(&self, r: &Record) -> Result<()> {
-        self.exec(
+        let mut conn = self.conn()?;
+        conn.exec_drop(
             "INSERT INTO mb2fa_audit (at, tool, action, email, outcome, actor, detail, node, via)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            vec![
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @@in_transaction = 1",
+            Params::Positional(vec![
                 v(r.at),
                 v(r.tool.as_str()),
                 v(r.action.as_str()),
@@ -471,8 +523,13 @@ impl Transaction for MariadbTx<'_> {
                 v(r.detail.as_str()),
                 v(r.node.as_str()),
                 v(r.via.as_str()),
-            ],
-        )?;
+            ]),
+        )
+        .map_err(|e| self.err(&e))?;
+        if conn.affected_rows() != 1 {
+            return Err(dropped(self.name));
+        }
+        self.last_audit_id.set(Some(conn.last_insert_id()));
         Ok(())
     }
 
@@ -514,7 +571,7 @@ impl Transaction for MariadbTx<'_> {
     fn put_exemption(&self, e: &Exemption) -> Result<()> {
         self.exec(
             "INSERT INTO mb2fa_exemptions (email, kind, reason, created_at, created_by, used_at, sealed_at)
-             VALUES (?, ?, ?, ?, ?, NULL, ?)
+             SELECT ?, ?, ?, ?, ?, NULL, ? FROM DUAL WHERE @@in_transaction = 1
              ON DUPLICATE KEY UPDATE kind = VALUES(kind), reason = VALUES(reason),
                 created_at = VALUES(created_at), created_by = VALUES(created_by),
                 used_at = NULL, sealed_at = VALUES(created_at)",
@@ -532,7 +589,7 @@ impl Transaction for MariadbTx<'_> {
 
     fn delete_exemption(&self, email: &str) -> Result<bool> {
         let n = self.exec(
-            "DELETE FROM mb2fa_exemptions WHERE email = ?",
+            "DELETE FROM mb2fa_exemptions WHERE email = ? AND @@in_transaction = 1",
             vec![v(email)],
         )?;
         Ok(n == 1)
@@ -540,7 +597,7 @@ impl Transaction for MariadbTx<'_> {
 
     fn mark_exemption_used(&self, email: &str, now: i64) -> Result<()> {
         self.exec(
-            "UPDATE mb2fa_exemptions SET used_at = COALESCE(used_at, ?) WHERE email = ?",
+            "UPDATE mb2fa_exemptions SET used_at = COALESCE(used_at, ?) WHERE email = ? AND @@in_transaction = 1",
             vec![v(now), v(email)],
         )?;
         Ok(())
@@ -548,7 +605,7 @@ impl Transaction for MariadbTx<'_> {
 
     fn reseal_exemption(&self, email: &str, now: i64) -> Result<()> {
         self.exec(
-            "UPDATE mb2fa_exemptions SET used_at = NULL, sealed_at = ? WHERE email = ?",
+            "UPDATE mb2fa_exemptions SET used_at = NULL, sealed_at = ? WHERE email = ? AND @@in_transaction = 1",
             vec![v(now), v(email)],
         )?;
         Ok(())
@@ -556,7 +613,8 @@ impl Transaction for MariadbTx<'_> {
 
     fn first_seen(&self, email: &str, now: i64) -> Result<i64> {
         self.exec(
-            "INSERT INTO mb2fa_first_seen (email, seen_at) VALUES (?, ?)
+            "INSERT INTO mb2fa_first_seen (email, seen_at)
+             SELECT ?, ? FROM DUAL WHERE @@in_transaction = 1
              ON DUPLICATE KEY UPDATE seen_at = seen_at",
             vec![v(email), v(now)],
         )?;
@@ -579,7 +637,8 @@ impl Transaction for MariadbTx<'_> {
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.exec(
-            "INSERT INTO mb2fa_settings (name, value) VALUES (?, ?)
+            "INSERT INTO mb2fa_settings (name, value)
+             SELECT ?, ? FROM DUAL WHERE @@in_transaction = 1
              ON DUPLICATE KEY UPDATE value = VALUES(value)",
             vec![v(key), v(value)],
         )?;

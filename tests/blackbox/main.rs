@@ -11,6 +11,7 @@
 mod at_rest;
 mod audit;
 mod backends;
+mod backup;
 mod concurrency;
 mod config;
 mod db_writer;

@@ -445,10 +445,24 @@ pub const TOOLS: &[Tool] = &[
                 "`init`: the store was created. `check`: every check passed. `seal-plaintext`: the \
                  secrets were sealed.",
             ),
+            (
+                0,
+                "`backup`: FILE holds a checked copy of the store (not the key file).",
+            ),
             USAGE_EXIT,
+            (
+                2,
+                "`backup`: FILE names no file, is in a directory that does not exist, is a \
+                 directory or is the store itself; or the store is a MariaDB store (use \
+                 mariadb-dump --single-transaction, README \"Backups\").",
+            ),
             (
                 5,
                 "`seal-plaintext`: the database already records a key; nothing was changed.",
+            ),
+            (
+                5,
+                "`backup`: FILE already exists (or is a symbolic link); nothing was written.",
             ),
             (
                 10,
@@ -456,12 +470,20 @@ pub const TOOLS: &[Tool] = &[
                  check failed (the lines say which and how to fix it). `seal-plaintext`: a secret \
                  is not plaintext, or a storage or key error. Nothing was changed.",
             ),
+            (
+                10,
+                "`backup`: the store could not be opened or read, the copy failed its check, the \
+                 disk is full, or FILE's directory may be written by group or others. No FILE \
+                 was written.",
+            ),
         ],
         audited: true,
         extra_env: &[],
         json: &[
             "`init`: `db`, `key_file`, `key_fingerprint`. `check`: `checks` (each `name`, `ok`, \
              `detail`), `healthy`. `seal-plaintext`: `sealed`, `key_file`.",
+            "`backup`: `file`, `from`, `accounts`, `schema_version`, `integrity`, `bytes`, \
+             `key_included` (false), `key_file`.",
         ],
         examples: &[
             ex(
@@ -471,6 +493,10 @@ pub const TOOLS: &[Tool] = &[
             ex(
                 "Check that the store and the key can be trusted (exit 10 if not):",
                 "sudo mb-2fa-store check",
+            ),
+            ex(
+                "Back up an SQLite store while logins go on (then back up the key file apart):",
+                "sudo mb-2fa-store backup /root/2fa-backups/2fa-$(date +%F).db",
             ),
             ex(
                 "Seal the plaintext secrets of a version 1 database, once:",

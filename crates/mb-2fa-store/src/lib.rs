@@ -1,7 +1,9 @@
 //! `mb-2fa-store`: the store itself. `init` creates it on purpose (no other
 //! tool but the first enrollment on a fresh appliance ever creates one),
 //! `check` says whether it can be trusted, `seal-plaintext` seals a version 1
-//! database once.
+//! database once, `backup` copies an SQLite store (`backup.rs`).
+
+mod backup;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -59,12 +61,13 @@ pub fn command() -> Command {
                     .help("Replace the accounts of a target that has some (its audit trail is kept)"),
             ),
     )
+    .subcommand(backup::command())
     .subcommand(
         Command::new("seal-plaintext")
             .about("Seal the plaintext secrets of a version 1 database, once"),
     )
     .after_help(
-        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json\n  sudo mb-2fa-store copy --to 'mariadb://mb2fa@db.example.com/mailborder?password_file=/etc/mailborder/2fa-db.password'",
+        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json\n  sudo mb-2fa-store backup /root/2fa-backup-$(date +%F).db\n  sudo mb-2fa-store copy --to 'mariadb://mb2fa@db.example.com/mailborder?password_file=/etc/mailborder/2fa-db.password'",
     )
 }
 
@@ -79,8 +82,9 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         Some(("check", sub)) => check(sub, g),
         Some(("seal-plaintext", sub)) => seal(sub, g),
         Some(("copy", sub)) => copy(sub, g),
+        Some(("backup", sub)) => backup::run(sub, g),
         _ => Err(Error::usage(
-            "a subcommand is required: init, check, copy or seal-plaintext",
+            "a subcommand is required: init, check, copy, backup or seal-plaintext",
         )),
     }
 }

@@ -181,6 +181,91 @@ pub fn check(db: &Location, key_file: &Path) -> Vec<Check> {
     checks
 }
 
+/// `mb-2fa-store backup FILE`: a consistent, checked copy of an SQLite
+/// store in the new file `file` (0600), made while other tools run (see
+/// `store::sqlite::backup`). The key file is not in it. A MariaDB store is
+/// refused (exit 2): it is dumped with `mariadb-dump --single-transaction`
+/// (README, "Backups"). A FILE that exists is exit 5, one that names no
+/// file, sits in a missing directory or is the store itself exit 2, a
+/// directory others may write exit 10; all before the store is opened but
+/// the last.
+pub fn backup(db: &Location, file: &Path) -> Result<crate::store::BackupSummary> {
+    if let Location::Mariadb(_) = db {
+        return Err(crate::Error::usage(format!(
+            "{db} is a MariaDB store: mb-2fa-store backup copies an SQLite file only; back it up with mariadb-dump --single-transaction of the mb2fa_% tables (README, \"Backups\")"
+        )));
+    }
+    if let Location::Sqlite(path) = db
+        && crate::store::sqlite::is_the_store(path, file)
+    {
+        return Err(crate::Error::usage(format!(
+            "{} is the store itself ({db}): name a new file for the backup, e.g. /root/2fa-backup.db",
+            crate::text::escape_for_terminal(&file.to_string_lossy())
+        )));
+    }
+    check_backup_target(file)?;
+    let mut store = Store::open(db, OpenMode::MustExist)?;
+    store.backup_to(file)
+}
+
+/// What a backup's FILE must be: a new name in an existing directory that
+/// only its owner may change (or a sticky one, like /tmp).
+fn check_backup_target(file: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let f = crate::text::escape_for_terminal(&file.to_string_lossy()).to_string();
+    if file.file_name().is_none() {
+        return Err(crate::Error::usage(format!(
+            "backup FILE {f:?} names no file: give the new backup file's path, e.g. /root/2fa-backup.db"
+        )));
+    }
+    let dir = crate::secure_open::parent_dir(file);
+    let d = crate::text::escape_for_terminal(&dir.to_string_lossy()).to_string();
+    let meta = match std::fs::metadata(&dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(crate::Error::usage(format!(
+                "directory {d} of backup {f} does not exist: create it first (mkdir -m 0700 {d})"
+            )));
+        }
+        Err(e) => {
+            return Err(crate::Error::usage(format!(
+                "cannot use directory {d} of backup {f}: {e}"
+            )));
+        }
+    };
+    if !meta.is_dir() {
+        return Err(crate::Error::usage(format!(
+            "{d}, the directory of backup {f}, is not a directory"
+        )));
+    }
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.is_dir() => {
+            return Err(crate::Error::usage(format!(
+                "{f} is a directory: name the backup file in it, e.g. {}",
+                crate::text::escape_for_terminal(&file.join("2fa-backup.db").to_string_lossy())
+            )));
+        }
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(crate::Error::conflict(format!(
+                "{f} already exists (a symbolic link): a backup never replaces or follows a file; name a new one"
+            )));
+        }
+        Ok(_) => return Err(crate::store::sqlite::backup_exists(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(crate::Error::usage(format!("cannot use backup {f}: {e}")));
+        }
+    }
+    let mode = meta.mode();
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(crate::Error::storage(format!(
+            "directory {d} of backup {f} is writable by group or others (mode {:04o}): anyone could swap the backup; choose a directory only root may write (mkdir -m 0700 /root/2fa-backups)",
+            mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 /// Seal the plaintext secrets of a version 1 database, once, audited.
 pub fn seal_plaintext(store: &mut Store, ctx: &Ctx<'_>, key_file: &Path) -> Result<usize> {
     let now = ctx.clock.now()?;

@@ -145,7 +145,8 @@ fn clap_failure(name: &str, args: &[OsString], e: &clap::Error) -> ExitCode {
 }
 
 /// The options that name a file the tool (root) opens or writes.
-const PATH_OPTIONS: [&str; 5] = ["qr-file", "key-file", "config", "db", "to"];
+/// `file` is `mb-2fa-store backup FILE`, the one positional path.
+const PATH_OPTIONS: [&str; 6] = ["qr-file", "key-file", "config", "db", "to", "file"];
 
 /// Run through sudo by a non-root user (`SUDO_UID` set and not 0: the
 /// appliance's web front end with a pinned sudoers rule), a tool takes no
@@ -185,8 +186,13 @@ fn check_delegation(m: &ArgMatches) -> Result<()> {
                 )
             );
             if given {
+                let name = if id == "file" {
+                    "FILE".to_string()
+                } else {
+                    format!("--{id}")
+                };
                 return Err(Error::usage(format!(
-                    "--{id} is not accepted when the tool runs {who}: a sudo rule must not let its caller choose the files root opens; run it as root (sudo -i) to use --{id}"
+                    "{name} is not accepted when the tool runs {who}: a sudo rule must not let its caller choose the files root opens; run it as root (sudo -i) to use {name}"
                 )));
             }
         }

@@ -261,6 +261,29 @@ pub trait Backend {
     fn server_clock(&mut self) -> Result<Option<ClockReading>> {
         Ok(None)
     }
+    /// Write a consistent copy of the whole store to the new file `file`
+    /// (`mb-2fa-store backup`), checked before it gets that name. Only a
+    /// store that is one file can; a server's store is dumped with the
+    /// server's own tools.
+    fn backup_to(&mut self, _file: &Path) -> Result<BackupSummary> {
+        Err(Error::usage(format!(
+            "{} cannot be backed up by mb-2fa-store backup: use the database server's own tools (README, \"Backups\")",
+            self.describe()
+        )))
+    }
+}
+
+/// What `mb-2fa-store backup` wrote, as read back from the finished copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// Accounts in the copy.
+    pub accounts: u64,
+    /// The copy's schema version (this build's).
+    pub schema_version: i64,
+    /// What the copy's integrity check said (`ok`).
+    pub integrity: String,
+    /// The copy's size.
+    pub bytes: u64,
 }
 
 /// This machine's clock against the database server's.
@@ -423,6 +446,12 @@ impl Store {
 
     pub fn integrity_check(&mut self) -> Result<std::result::Result<String, String>> {
         self.backend.integrity_check()
+    }
+
+    /// Write a checked copy of the store to the new file `file` (see
+    /// [`Backend::backup_to`]).
+    pub fn backup_to(&mut self, file: &Path) -> Result<BackupSummary> {
+        self.backend.backup_to(file)
     }
 
     /// This machine's clock against the database server's (`None` for SQLite).

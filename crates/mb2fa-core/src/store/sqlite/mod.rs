@@ -11,10 +11,13 @@
 //! - Forward-only numbered migrations recorded in `PRAGMA user_version`.
 //! - The files are checked like the key file (owner, mode, no symlink).
 
+mod backup;
 mod error;
 #[cfg(test)]
 mod tests;
 mod tx;
+
+pub(crate) use backup::{exists as backup_exists, is_the_store};
 
 use std::fs::DirBuilder;
 use std::io::ErrorKind as IoErrorKind;
@@ -346,6 +349,11 @@ impl Backend for Sqlite {
 
     fn flush(&mut self) {
         self.checkpoint();
+    }
+
+    /// Through SQLite's online backup API (`backup.rs`).
+    fn backup_to(&mut self, file: &Path) -> Result<super::BackupSummary> {
+        backup::backup(&self.conn, &self.path, file)
     }
 }
 

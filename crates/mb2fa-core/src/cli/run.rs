@@ -145,11 +145,12 @@ fn clap_failure(name: &str, args: &[OsString], e: &clap::Error) -> ExitCode {
 }
 
 /// The options that name a file the tool (root) opens or writes.
-const PATH_OPTIONS: [&str; 5] = ["qr-file", "key-file", "config", "db", "to"];
+const PATH_OPTIONS: [&str; 6] = ["qr-file", "key-file", "config", "db", "to", "input"];
 
 /// Run through sudo by a non-root user (`SUDO_UID` set and not 0: the
 /// appliance's web front end with a pinned sudoers rule), a tool takes no
-/// file from its caller: `--db`, `--key-file`, `--config`, `--qr-file` and
+/// file from its caller: `--db`, `--key-file`, `--config`, `--qr-file`,
+/// `mb-2fa-import`'s input file and
 /// every `MB2FA_*` variable are refused (exit 2), so such a rule cannot be
 /// turned into "read or write any file as root". An admin who needs them
 /// runs the tool from a root shell.

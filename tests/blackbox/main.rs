@@ -18,6 +18,7 @@ mod delivery;
 mod environment;
 mod extremes;
 mod hostile_text;
+mod import;
 mod input;
 mod json;
 mod lifecycle;

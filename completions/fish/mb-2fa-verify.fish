@@ -2,7 +2,7 @@ complete -c mb-2fa-verify -l db -d 'The store: an SQLite file, or mariadb://USER
 complete -c mb-2fa-verify -l config -d 'Config file with [store] and [key] (default /etc/mailborder/2fa.toml, read if it exists)' -r -F
 complete -c mb-2fa-verify -l email -d 'Account (email address); trimmed and lower-cased' -r
 complete -c mb-2fa-verify -l key-file -d 'Key that seals the TOTP secrets (created with the first enrollment, mode 0400); else [key] file of the config file, else /etc/mailborder/2fa.key' -r -F
-complete -c mb-2fa-verify -l code -d '6-digit code from the app, or a backup code XXXX-XXXX-XXXX; - reads it from stdin' -r
+complete -c mb-2fa-verify -l code -d 'Code from the app (6 digits; 8 for some imported enrollments), or a backup code XXXX-XXXX-XXXX (an imported scratch code: its 8 digits); - reads it from stdin' -r
 complete -c mb-2fa-verify -l diagnose-minutes -d 'How far back --diagnose searches (ahead: never beyond the verification window)' -r
 complete -c mb-2fa-verify -l resync -d 'Re-synchronise the clock drift from two consecutive codes (one may be -, read from stdin)' -r
 complete -c mb-2fa-verify -l role -d 'With --login: a role of the account (repeatable), as for mb-2fa-policy check' -r

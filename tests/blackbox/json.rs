@@ -4,8 +4,8 @@
 use std::fs;
 
 use mb2fa_testkit::{
-    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, LIST, OtpauthUri, POLICY, STORE, TOOLS,
-    UNLOCK, VERIFY, is_backup_code, is_secret, totp_now,
+    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, Env, IMPORT, LIST, OtpauthUri, POLICY,
+    STORE, TOOLS, UNLOCK, VERIFY, is_backup_code, is_secret, totp_now,
 };
 use serde_json::Value;
 
@@ -203,6 +203,15 @@ fn enable_on_an_active_account_is_a_conflict() {
 }
 
 /// A command line of `tool` that opens the store (after `--db`).
+/// The input `opening(IMPORT)` names.
+fn uris_file(env: &Env) {
+    fs::write(
+        env.path("uris.txt"),
+        "otpauth://totp/alice@example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DP\n",
+    )
+    .expect("write uris.txt");
+}
+
 fn opening(tool: &str) -> Vec<&'static str> {
     match tool {
         ENABLE => vec!["--email", ALICE, "--qr", "none"],
@@ -215,6 +224,9 @@ fn opening(tool: &str) -> Vec<&'static str> {
         // Opens the store as the others do (`check` reports on stdout
         // instead, and `init` refuses any file there).
         STORE => vec!["seal-plaintext"],
+        // A well-formed file, so that it gets as far as the store
+        // (written by `uris_file`, in the directory the tools run in).
+        IMPORT => vec!["--from", "otpauth", "uris.txt"],
         other => panic!("no command line for {other}"),
     }
 }
@@ -242,6 +254,7 @@ fn a_file_that_is_not_a_database_is_a_storage_error_and_is_left_alone() {
     let env = Env::new();
     let junk = b"this is not an SQLite database, it is a text file\n".repeat(100);
     fs::write(&env.db, &junk).expect("write junk");
+    uris_file(&env);
     for tool in TOOLS {
         let args = opening(tool);
         let mut json_args = vec!["--json"];
@@ -260,6 +273,7 @@ fn a_file_that_is_not_a_database_is_a_storage_error_and_is_left_alone() {
 fn a_directory_as_database_is_a_storage_error() {
     let env = Env::new();
     fs::create_dir(&env.db).expect("mkdir");
+    uris_file(&env);
     for tool in TOOLS {
         let args = opening(tool);
         let mut json_args = vec!["--json"];

@@ -19,6 +19,7 @@ mod delivery;
 mod environment;
 mod extremes;
 mod hostile_text;
+mod import;
 mod input;
 mod json;
 mod lifecycle;

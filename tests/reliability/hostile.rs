@@ -10,8 +10,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
 use mb2fa_testkit::{
-    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, STORE, TOOLS, UNLOCK,
-    VERIFY, run_command,
+    AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, IMPORT, LIST, POLICY, Run, STORE, TOOLS,
+    UNLOCK, VERIFY, run_command,
 };
 
 use crate::support::{Rng, figure, no_panic, run_with_timeout};
@@ -613,6 +613,27 @@ fn skeletons(tool: &str, e: &Enrolled) -> Vec<Vec<OsString>> {
             v(&["--json", "check"]),
             v(&["init", "--json"]),
             v(&["seal-plaintext"]),
+        ],
+        // A file relative to the test's directory (absent: exit 2), stdin
+        // (empty), and a dry run.
+        IMPORT => vec![
+            v(&[
+                "--json",
+                "--from",
+                "oath-users",
+                "users.oath",
+                "--domain",
+                "example.com",
+            ]),
+            v(&["--from", "otpauth", "--dry-run"]),
+            v(&[
+                "--from",
+                "google-authenticator",
+                "ga",
+                "--email",
+                A,
+                "--force",
+            ]),
         ],
         other => panic!("no command lines for {other}"),
     }

@@ -437,6 +437,60 @@ pub const TOOLS: &[Tool] = &[
         ],
     },
     Tool {
+        name: "mb-2fa-import",
+        command: mb_2fa_import::command,
+        exit: &[
+            (
+                0,
+                "The enrollments were imported, active at once (with `--dry-run`: they would be, \
+                 and nothing was changed).",
+            ),
+            (
+                2,
+                "Usage error or invalid input: a bad line (the message names its number and what \
+                 is wrong, never its text), a counter-based (HOTP) entry, a missing `--email` or \
+                 `--domain`. Nothing was imported.",
+            ),
+            (
+                5,
+                "Conflict: an account already has 2FA and `--force` was not given. Nothing was \
+                 imported.",
+            ),
+            STORAGE_EXIT,
+        ],
+        audited: true,
+        extra_env: &[],
+        json: &[
+            "`source`, `dry_run`, `imported` (how many; 0 in a dry run), `accounts`, an array of \
+             objects with `email`, `line`, `state` (`\"active\"`), `issuer`, `algorithm`, \
+             `digits`, `period`, `replay_floor` (the highest step already used, or null), \
+             `backup_codes` (how many scratch codes became backup codes), `replaced` (the state \
+             of the enrollment it replaced, or null) and `notes`. Never a secret or a code.",
+        ],
+        examples: &[
+            ex(
+                "See what a user's google-authenticator file would become, then import it:",
+                "sudo mb-2fa-import --from google-authenticator /home/alice/.google_authenticator \\\n    --email alice@example.com --dry-run",
+            ),
+            ex(
+                "Import otpauth URIs exported from another server, one per line; each label's \
+                 account is the email:",
+                "sudo mb-2fa-import --from otpauth < uris.txt",
+            ),
+            ex(
+                "Import pam_oath's users, whose names become user@example.com:",
+                "sudo mb-2fa-import --from oath-users /etc/users.oath --domain example.com",
+            ),
+        ],
+        see_also: &[
+            "mb-2fa-enable",
+            "mb-2fa-verify",
+            "mb-2fa-backup-codes",
+            "google-authenticator(1)",
+            "oathtool(1)",
+        ],
+    },
+    Tool {
         name: "mb-2fa-store",
         command: mb_2fa_store::command,
         exit: &[

@@ -42,7 +42,7 @@ pub fn command() -> Command {
             .conflicts_with_all(["resync", "login"])
             .value_parser(value_parser!(OsString))
             .help(
-                "6-digit code from the app, or a backup code XXXX-XXXX-XXXX; - reads it from stdin",
+                "Code from the app (6 digits; 8 for some imported enrollments), or a backup code XXXX-XXXX-XXXX (an imported scratch code: its 8 digits); - reads it from stdin",
             ),
     )
     .arg(

@@ -7,6 +7,11 @@
 //! database still faces 2^44 argon2 guesses per code). Tags are unique within
 //! an account's set. When no tag matches, a decoy hash is checked anyway, so a
 //! miss costs the same time as a hit.
+//!
+//! An enrollment imported from google-authenticator-libpam keeps that tool's
+//! scratch codes (8 digits) as its backup codes ([`BackupCode::scratch`]):
+//! the same tag, hash and single-use spend, only the canonical form is the 8
+//! digits, which no 12-character code can equal.
 
 use std::fmt;
 
@@ -23,6 +28,8 @@ use crate::secret::fill_random;
 pub const COUNT: usize = 10;
 /// Characters per code.
 pub const LEN: usize = 12;
+/// Digits of a google-authenticator scratch code.
+pub const SCRATCH_LEN: usize = 8;
 
 /// Crockford's base32: no I, L, O or U, so nothing reads two ways.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -31,7 +38,8 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// checked when an attempt's tag matches no stored code.
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWIyZmEtZGVjb3ktc2FsdA$CBFhwSfLnzI1pVHQsWg+Gln5BbMfhtVkZ2sy0Xrqd4g";
 
-/// A backup code in canonical form: 12 upper-case Crockford characters.
+/// A backup code in canonical form: 12 upper-case Crockford characters, or
+/// the 8 digits of an imported scratch code.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackupCode(Zeroizing<String>);
 
@@ -57,6 +65,18 @@ impl BackupCode {
         (out.len() == LEN).then_some(BackupCode(out))
     }
 
+    /// An imported google-authenticator scratch code: exactly 8 ASCII
+    /// digits. `None` for anything else.
+    pub fn scratch(digits: &str) -> Option<BackupCode> {
+        (digits.len() == SCRATCH_LEN && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| BackupCode(Zeroizing::new(digits.to_string())))
+    }
+
+    /// Is this an imported scratch code (8 digits)?
+    pub fn is_scratch(&self) -> bool {
+        self.0.len() == SCRATCH_LEN
+    }
+
     fn random() -> Result<BackupCode> {
         let mut bytes = Zeroizing::new([0u8; LEN]);
         fill_random(bytes.as_mut())?;
@@ -72,9 +92,13 @@ impl BackupCode {
         &self.0
     }
 
-    /// `XXXX-XXXX-XXXX`, the form shown to people.
+    /// `XXXX-XXXX-XXXX`, the form shown to people (a scratch code as its 8
+    /// digits).
     pub fn formatted(&self) -> Zeroizing<String> {
         let s = self.as_str();
+        if self.is_scratch() {
+            return Zeroizing::new(s.to_string());
+        }
         Zeroizing::new(format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12]))
     }
 
@@ -176,6 +200,32 @@ mod tests {
         ] {
             assert!(BackupCode::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn scratch_codes_are_eight_digits_and_hash_like_backup_codes() {
+        let c = BackupCode::scratch("84308363").expect("8 digits");
+        assert!(c.is_scratch());
+        assert_eq!(c.formatted().as_str(), "84308363");
+        let h = c.hash().expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(c.matches(&h).expect("hash"));
+        let other = BackupCode::scratch("84308364").expect("8 digits");
+        assert!(!other.matches(&h).expect("hash"));
+        assert_ne!(c.tag(), BackupCode::scratch("22707427").expect("8").tag());
+        for bad in [
+            "",
+            "8430836",
+            "843083633",
+            "8430836a",
+            " 84308363",
+            "８４３０８３６３",
+        ] {
+            assert!(BackupCode::scratch(bad).is_none(), "{bad:?}");
+        }
+        // Never the shape of a 12-character code, and the other way round.
+        assert!(BackupCode::parse("84308363").is_none());
+        assert!(!BackupCode::parse("843083638430").expect("12").is_scratch());
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! What a person typed as a code: a 6-digit TOTP code or a backup code, told
-//! apart by shape alone. Error messages describe the shape, never the input.
+//! What a person typed as a code: a TOTP code (6 digits, or 8 for an imported
+//! enrollment) or a backup code, told apart by shape alone. Which digit count
+//! is right depends on the enrollment, so that is decided by
+//! `account::verify`, not here: for a 6-digit enrollment 8 digits are a
+//! scratch code imported from google-authenticator (a backup code), for an
+//! 8-digit enrollment a TOTP code. Error messages describe the shape, never
+//! the input.
 
 use std::fmt;
 
@@ -8,22 +13,27 @@ use zeroize::Zeroizing;
 use crate::backup_codes::BackupCode;
 use crate::error::{Error, Result};
 
-/// Digits in a TOTP code.
+/// Digits in a TOTP code of every enrollment this tool set makes.
 pub const TOTP_DIGITS: usize = 6;
+
+/// Digits in a TOTP code of an imported 8-digit enrollment, and in a
+/// google-authenticator scratch code.
+pub const LONG_DIGITS: usize = 8;
 
 /// Longest input we look at; longer is refused before any other work.
 const MAX_INPUT: usize = 64;
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Code {
+    /// 6 or 8 digits: a TOTP code, or (8 digits for a 6-digit enrollment) a
+    /// scratch code; `account::verify` decides by the enrollment's digits.
     Totp(Zeroizing<String>),
     Backup(BackupCode),
 }
 
 impl Code {
     pub fn parse(raw: &str) -> Result<Code> {
-        const EXPECTED: &str =
-            "expected a 6-digit code (an inner space is fine) or a backup code XXXX-XXXX-XXXX";
+        const EXPECTED: &str = "expected a 6- or 8-digit code (an inner space is fine) or a backup code XXXX-XXXX-XXXX";
         if raw.len() > MAX_INPUT {
             return Err(Error::usage(format!(
                 "malformed code: too long; {EXPECTED}"
@@ -43,7 +53,7 @@ impl Code {
         let compact: Zeroizing<String> =
             Zeroizing::new(trimmed.chars().filter(|c| *c != ' ').collect());
         if compact.bytes().all(|b| b.is_ascii_digit()) {
-            if compact.len() == TOTP_DIGITS {
+            if compact.len() == TOTP_DIGITS || compact.len() == LONG_DIGITS {
                 return Ok(Code::Totp(compact));
             }
             if compact.len() != crate::backup_codes::LEN {
@@ -84,6 +94,8 @@ mod tests {
         assert_eq!(totp("123456").as_deref(), Some("123456"));
         assert_eq!(totp("123 456").as_deref(), Some("123456"));
         assert_eq!(totp(" 012345\n").as_deref(), Some("012345"));
+        assert_eq!(totp("1234 5678").as_deref(), Some("12345678"));
+        assert_eq!(totp("01234567").as_deref(), Some("01234567"));
     }
 
     #[test]
@@ -105,6 +117,7 @@ mod tests {
             " ",
             "12345",
             "1234567",
+            "123456789",
             "12345a",
             "1234-56",
             "12\u{0}3456",

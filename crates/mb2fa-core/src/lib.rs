@@ -7,7 +7,8 @@
 //! [`key_file`] (secrets at rest), [`policy`] (enforcement), [`throttle`]
 //! (lockout), [`skew`] (drift, resync, diagnosis), [`audit`] (the trail and
 //! syslog), [`qr`] (terminal art), [`clock`] (time), [`error`] (exit codes),
-//! and [`account`], which ties them into the operations the tools perform.
+//! [`import`] (enrollments from other 2FA tools), and [`account`], which
+//! ties them into the operations the tools perform.
 //! [`cli`] holds the plumbing every tool shares.
 
 pub mod account;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod crypto;
 pub mod email;
 pub mod error;
+pub mod import;
 pub mod key_file;
 pub mod keyring;
 pub mod maintenance;

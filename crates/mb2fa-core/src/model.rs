@@ -303,6 +303,8 @@ pub enum Action {
     Alert,
     /// `mb-2fa-store copy`, recorded in the target.
     Copy,
+    /// `mb-2fa-import`: an enrollment taken over from another 2FA tool.
+    Import,
     /// A stored value this build does not know (a newer tool's, or a
     /// planted one): shown as it is, escaped.
     Other(String),
@@ -326,12 +328,13 @@ impl Action {
             Action::SealPlaintext => "seal-plaintext",
             Action::Alert => "alert",
             Action::Copy => "copy",
+            Action::Import => "import",
             Action::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> Action {
-        const KNOWN: [Action; 15] = [
+        const KNOWN: [Action; 16] = [
             Action::Enable,
             Action::Verify,
             Action::Resync,
@@ -347,6 +350,7 @@ impl Action {
             Action::SealPlaintext,
             Action::Alert,
             Action::Copy,
+            Action::Import,
         ];
         KNOWN
             .into_iter()

@@ -15,6 +15,13 @@ use crate::error::{Error, Result};
 /// Length of a new secret in bytes (160 bits).
 pub const SECRET_LEN: usize = 20;
 
+/// The shortest secret an import keeps: 10 bytes (80 bits), what the oldest
+/// tools wrote (google-authenticator-libpam writes 16, RFC 4226 §4 asks for
+/// at least 16). New enrollments always get [`SECRET_LEN`].
+pub const MIN_IMPORTED_LEN: usize = 10;
+/// The longest secret an import keeps (a SHA512 key of a full block).
+pub const MAX_IMPORTED_LEN: usize = 64;
+
 const ALPHABET: base32::Alphabet = base32::Alphabet::Rfc4648 { padding: false };
 
 /// Fill `buf` from the operating system's CSPRNG. Failing is rare (a sandbox
@@ -40,6 +47,43 @@ impl Secret {
 
     pub fn from_bytes(bytes: Vec<u8>) -> Secret {
         Secret(Zeroizing::new(bytes))
+    }
+
+    /// A secret another tool made, kept at its length: `Err` with what is
+    /// wrong (for the importer to put after a line number) unless it is
+    /// [`MIN_IMPORTED_LEN`]..=[`MAX_IMPORTED_LEN`] bytes.
+    pub fn imported(bytes: Zeroizing<Vec<u8>>) -> std::result::Result<Secret, String> {
+        let n = bytes.len();
+        if n < MIN_IMPORTED_LEN {
+            return Err(format!(
+                "the secret is {n} bytes; at least {MIN_IMPORTED_LEN} are needed"
+            ));
+        }
+        if n > MAX_IMPORTED_LEN {
+            return Err(format!(
+                "the secret is {n} bytes; at most {MAX_IMPORTED_LEN} are kept"
+            ));
+        }
+        Ok(Secret(bytes))
+    }
+
+    /// Decode RFC 4648 base32 as other tools write it: case-insensitive,
+    /// `=` padding at the end tolerated, nothing else. `None` if it is not.
+    pub fn decode_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+        let body = text.trim_end_matches('=');
+        if body.is_empty()
+            || !body.bytes().all(|b| {
+                b.is_ascii_uppercase() || b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)
+            })
+        {
+            return None;
+        }
+        // 1, 3 and 6 trailing characters are lengths no encoder writes.
+        if matches!(body.len() % 8, 1 | 3 | 6) {
+            return None;
+        }
+        let upper = Zeroizing::new(body.to_ascii_uppercase());
+        base32::decode(ALPHABET, &upper).map(Zeroizing::new)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -90,6 +134,31 @@ mod tests {
         let s = Secret::from_bytes(b"foobar".to_vec());
         assert_eq!(s.to_base32().as_str(), "MZXW6YTBOI");
         assert_eq!(s.to_grouped_base32().as_str(), "MZXW 6YTB OI");
+    }
+
+    #[test]
+    fn imported_secrets_keep_their_length_within_bounds() {
+        let ga = Secret::decode_base32("LGR6H2MEWKTWUXUH5IITIMO4NI").expect("base32");
+        assert_eq!(ga.len(), 16);
+        assert_eq!(Secret::imported(ga).expect("16 bytes").as_bytes().len(), 16);
+        assert_eq!(
+            Secret::decode_base32("mzxw6ytboi")
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"foobar"[..])
+        );
+        assert!(Secret::decode_base32("MZXW6YTBOI======").is_some());
+        for bad in ["", "MZXW6YTB0I", "MZXW 6YTB", "MZXW6YTBO", "M=ZX", "é"] {
+            assert!(Secret::decode_base32(bad).is_none(), "{bad:?}");
+        }
+        assert!(Secret::imported(Zeroizing::new(vec![1; 9])).is_err());
+        assert!(Secret::imported(Zeroizing::new(vec![1; 10])).is_ok());
+        assert!(Secret::imported(Zeroizing::new(vec![1; 65])).is_err());
+        // New enrollments are not affected: still 20 bytes.
+        assert_eq!(
+            Secret::generate().expect("rng").as_bytes().len(),
+            SECRET_LEN
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub use text::{
     parse_rfc3339_utc, percent_decode, uri_in,
 };
 pub use tools::{
-    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, LIST, POLICY, STORE, TOOLS, UNLOCK, VERIFY,
+    AUDIT, BACKUP_CODES, DISABLE, EMAIL_TOOLS, ENABLE, IMPORT, LIST, POLICY, STORE, TOOLS, UNLOCK,
+    VERIFY,
 };
 pub use totp::{
     PERIOD, decode_secret, hotp, in_one_step, now_unix, oathtool, oathtool_at, previous_step_code,

@@ -33,6 +33,7 @@ tools! {
     AUDIT = "mb-2fa-audit",
     POLICY = "mb-2fa-policy",
     STORE = "mb-2fa-store",
+    IMPORT = "mb-2fa-import",
 }
 
 /// The tools that act on one account named by a top-level `--email` (audit's

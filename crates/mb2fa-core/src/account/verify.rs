@@ -4,8 +4,8 @@
 
 use super::{Attempt, Ctx, remove};
 use crate::audit::{Action, Outcome};
-use crate::backup_codes::BackupCode;
-use crate::code::Code;
+use crate::backup_codes::{BackupCode, SCRATCH_LEN};
+use crate::code::{Code, TOTP_DIGITS};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{Premise, State, Success};
@@ -84,9 +84,25 @@ fn check_code(
     then: Then,
 ) -> Result<Verified> {
     match code {
-        Code::Totp(digits) => check_totp(store, ctx, email, digits, then),
+        Code::Totp(digits) => match check_totp(store, ctx, email, digits, then)? {
+            Judged::Verified(v) => Ok(v),
+            // 8 digits for a 6-digit enrollment: an imported scratch code.
+            Judged::Scratch => {
+                let scratch = BackupCode::scratch(digits)
+                    .ok_or_else(|| Error::usage("malformed code: a scratch code has 8 digits"))?;
+                check_backup(store, ctx, email, &scratch, then)
+            }
+        },
         Code::Backup(backup) => check_backup(store, ctx, email, backup, then),
     }
+}
+
+/// What the TOTP transaction made of a string of digits.
+enum Judged {
+    Verified(Verified),
+    /// Not the enrollment's TOTP shape but that of a scratch code: nothing
+    /// was judged or written; check it as a backup code.
+    Scratch,
 }
 
 fn check_totp(
@@ -95,7 +111,7 @@ fn check_totp(
     email: &Email,
     code: &str,
     then: Then,
-) -> Result<Verified> {
+) -> Result<Judged> {
     let now = ctx.clock.now()?;
     let attempt = Attempt {
         ctx,
@@ -109,6 +125,27 @@ fn check_totp(
         };
         if account.lock().is_locked(now) {
             return attempt.locked(tx, account.lock(), "totp attempt");
+        }
+        // The enrollment's digits decide what a string of digits is: its
+        // TOTP code, a scratch code (8 digits for a 6-digit enrollment), or
+        // malformed. A scratch code is judged (lock, argon2, spend) by the
+        // backup-code path, so nothing is decided here.
+        let digits = usize::from(account.params.digits);
+        if code.len() != digits {
+            if digits == TOTP_DIGITS && code.len() == SCRATCH_LEN {
+                return Ok(Verdict::Done(Judged::Scratch));
+            }
+            return attempt.reject(
+                tx,
+                &format!(
+                    "a {}-digit code for an enrollment of {digits}-digit codes; not counted as a failure",
+                    code.len()
+                ),
+                Error::usage(format!(
+                    "malformed code: the codes of {email} have {digits} digits (this one has {})",
+                    code.len()
+                )),
+            );
         }
         let result = totp::check(
             &account.secret,
@@ -165,14 +202,14 @@ fn check_totp(
             (_, false) => (Outcome::Accepted, format!("totp; offset {offset_steps} steps")),
         };
         tx.append_audit(attempt.record(outcome, detail))?;
-        Ok(Verdict::Done(Verified {
+        Ok(Verdict::Done(Judged::Verified(Verified {
             method: Method::Totp,
             activated,
             offset_steps: Some(offset_steps),
             drift_steps: Some(drift_steps),
             period: Some(account.params.period),
             backup_codes_left: left,
-        }))
+        })))
     })
 }
 

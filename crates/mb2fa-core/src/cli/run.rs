@@ -145,12 +145,13 @@ fn clap_failure(name: &str, args: &[OsString], e: &clap::Error) -> ExitCode {
 }
 
 /// The options that name a file the tool (root) opens or writes.
-/// `file` is `mb-2fa-store backup FILE`, the one positional path.
-const PATH_OPTIONS: [&str; 6] = ["qr-file", "key-file", "config", "db", "to", "file"];
+/// `file` is `mb-2fa-store backup FILE`, `input` `mb-2fa-import`'s FILE.
+const PATH_OPTIONS: [&str; 7] = ["qr-file", "key-file", "config", "db", "to", "file", "input"];
 
 /// Run through sudo by a non-root user (`SUDO_UID` set and not 0: the
 /// appliance's web front end with a pinned sudoers rule), a tool takes no
-/// file from its caller: `--db`, `--key-file`, `--config`, `--qr-file` and
+/// file from its caller: `--db`, `--key-file`, `--config`, `--qr-file`,
+/// `mb-2fa-import`'s input file and
 /// every `MB2FA_*` variable are refused (exit 2), so such a rule cannot be
 /// turned into "read or write any file as root". An admin who needs them
 /// runs the tool from a root shell.
@@ -186,7 +187,7 @@ fn check_delegation(m: &ArgMatches) -> Result<()> {
                 )
             );
             if given {
-                let name = if id == "file" {
+                let name = if id == "file" || id == "input" {
                     "FILE".to_string()
                 } else {
                     format!("--{id}")

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    mb_2fa_import::run(std::env::args_os())
+}

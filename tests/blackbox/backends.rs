@@ -69,6 +69,10 @@ const SQLITE_ONLY: &[(&str, &str)] = &[
         "login_check::the_readme_snippet",
         "the README's SQLite paths",
     ),
+    (
+        "backup::",
+        "mb-2fa-store backup copies an SQLite file (MariaDB: tests/mariadb/backup.rs)",
+    ),
     ("options::db_wins_over_mb2fa_db", "two SQLite paths"),
     (
         "policy::the_grace_period_runs_out",

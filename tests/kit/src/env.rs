@@ -79,6 +79,7 @@ impl Env {
             // (and through sudo any MB2FA_* variable is refused).
             .env_remove("MB2FA_REQUIRE_MARIADB")
             .env_remove("MB2FA_REQUIRE_PAM")
+            .env_remove("MB2FA_REQUIRE_PEERS")
             .env_remove("MB2FA_TEST_STORE")
             .env_remove("NO_COLOR")
             .env_remove("SUDO_USER")

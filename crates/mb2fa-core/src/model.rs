@@ -303,6 +303,10 @@ pub enum Action {
     Alert,
     /// `mb-2fa-store copy`, recorded in the target.
     Copy,
+    /// `mb-2fa-store rekey`: every secret re-sealed with a new key.
+    Rekey,
+    /// `mb-2fa-store rekey --finish`: the old key no longer recorded.
+    RekeyFinish,
     /// A stored value this build does not know (a newer tool's, or a
     /// planted one): shown as it is, escaped.
     Other(String),
@@ -326,12 +330,14 @@ impl Action {
             Action::SealPlaintext => "seal-plaintext",
             Action::Alert => "alert",
             Action::Copy => "copy",
+            Action::Rekey => "rekey",
+            Action::RekeyFinish => "rekey-finish",
             Action::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> Action {
-        const KNOWN: [Action; 15] = [
+        const KNOWN: [Action; 17] = [
             Action::Enable,
             Action::Verify,
             Action::Resync,
@@ -347,6 +353,8 @@ impl Action {
             Action::SealPlaintext,
             Action::Alert,
             Action::Copy,
+            Action::Rekey,
+            Action::RekeyFinish,
         ];
         KNOWN
             .into_iter()

@@ -44,7 +44,7 @@ pub fn command() -> Command {
 
 pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
     let paths = KeyPaths::of(&g.key_file);
-    let mut store = cli::open_unlocked(m, g)?;
+    let mut store = cli::open_unlocked_quietly(g)?;
     let ctx = Ctx::new(&SystemClock, TOOL);
     let report = Report::new()
         .field("db", g.db.to_string())

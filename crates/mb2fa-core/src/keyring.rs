@@ -180,6 +180,25 @@ impl Keyring {
         self.source
     }
 
+    /// What to tell an admin when the key did not come from the key file
+    /// itself (one line for stderr; stdout stays the tool's answer).
+    pub fn note(&self, key_path: &Path) -> Option<String> {
+        let fp = self.fingerprint();
+        match self.source {
+            KeySource::File => None,
+            KeySource::New => Some(format!(
+                "using key file {} (fingerprint {fp}): the database was re-sealed with it by mb-2fa-store rekey, and it is not yet in place as {}; run: mb-2fa-store rekey (it moves it there)",
+                key_file::sibling(key_path, key_file::NEW_SUFFIX).display(),
+                key_path.display()
+            )),
+            KeySource::Old => Some(format!(
+                "using key file {} (fingerprint {fp}): the database is sealed with the key a rotation replaced (restored from a backup older than it?); run: mb-2fa-store rekey (it re-seals it with {})",
+                key_file::sibling(key_path, key_file::OLD_SUFFIX).display(),
+                key_path.display()
+            )),
+        }
+    }
+
     pub(crate) fn from_key(key: MasterKey, source: KeySource) -> Keyring {
         Keyring { key, source }
     }
@@ -201,8 +220,8 @@ pub fn recorded_fingerprint(store: &mut Store) -> Result<Option<String>> {
 }
 
 /// The store records `fp`, which the key file does not hold: find it among
-/// a rotation's files (`2fa.key.new`, `2fa.key.old`), saying so on stderr,
-/// or, when the key file holds the key a rotation replaced, refuse with the
+/// a rotation's files (`2fa.key.new`, `2fa.key.old`; [`Keyring::note`] says
+/// which was used), or, when the key file holds the key a rotation replaced, refuse with the
 /// fix (copy the new key). `None`: neither; the caller says what is wrong.
 fn rotation_key(store: &mut Store, key_path: &Path, fp: &str) -> Result<Option<Keyring>> {
     let new_path = key_file::sibling(key_path, key_file::NEW_SUFFIX);
@@ -219,19 +238,6 @@ fn rotation_key(store: &mut Store, key_path: &Path, fp: &str) -> Result<Option<K
             };
             if key.fingerprint() != fp {
                 continue;
-            }
-            match source {
-                KeySource::File => {}
-                KeySource::New => note(&format!(
-                    "using key file {} (fingerprint {fp}): the database was re-sealed with it by mb-2fa-store rekey, and it is not yet in place as {}; run: mb-2fa-store rekey (it moves it there)",
-                    path.display(),
-                    key_path.display()
-                )),
-                KeySource::Old => note(&format!(
-                    "using key file {} (fingerprint {fp}): the database is sealed with the key a rotation replaced (restored from a backup older than it?); run: mb-2fa-store rekey (it re-seals it with {})",
-                    path.display(),
-                    key_path.display()
-                )),
             }
             return Ok(Some(Keyring { key, source }));
         }
@@ -256,21 +262,6 @@ fn rotation_key(store: &mut Store, key_path: &Path, fp: &str) -> Result<Option<K
         )));
     }
     Ok(None)
-}
-
-/// One line on stderr about which key file was used, when it is not the
-/// usual one (stdout stays the tool's answer, JSON or not).
-fn note(text: &str) {
-    let tool = std::env::args_os()
-        .next()
-        .map(std::path::PathBuf::from)
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "mb-2fa".to_string());
-    eprintln!(
-        "{}: note: {}",
-        crate::text::escape_for_terminal(&tool),
-        crate::text::escape_for_terminal(text)
-    );
 }
 
 /// Accounts but no recorded key: altered by a database writer, or a

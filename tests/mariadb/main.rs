@@ -11,5 +11,6 @@
 
 mod cluster;
 mod crashes;
+mod rekey;
 mod store;
 mod support;

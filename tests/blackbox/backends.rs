@@ -33,6 +33,14 @@ const SQLITE_ONLY: &[(&str, &str)] = &[
     ("list_stream::", "seeds thousands of rows with rusqlite"),
     ("backends::", "this test itself"),
     (
+        "rekey::a_copy_from_before_the_rotation_still_opens_and_is_resealed_on_request",
+        "copies the SQLite file (VACUUM INTO) and restores it",
+    ),
+    (
+        "rekey::finish_is_refused_while_a_secret_still_needs_the_old_key",
+        "plants a row with rusqlite",
+    ),
+    (
         "audit::no_audit_row_holds_a_code_or_the_secret",
         "greps the SQLite file",
     ),

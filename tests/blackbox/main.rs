@@ -36,6 +36,7 @@ mod policy;
 mod qr;
 mod quiet;
 mod reference;
+mod rekey;
 mod skew;
 mod smoke;
 mod stdin;

@@ -12,5 +12,6 @@
 mod backup;
 mod cluster;
 mod crashes;
+mod rekey;
 mod store;
 mod support;

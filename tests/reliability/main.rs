@@ -16,5 +16,6 @@
 mod crashes;
 mod hostile;
 mod races;
+mod rekey;
 mod storage;
 mod support;

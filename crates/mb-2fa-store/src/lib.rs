@@ -16,6 +16,8 @@ use mb2fa_core::maintenance;
 use mb2fa_core::{Error, Result};
 use serde_json::json;
 
+mod rekey;
+
 const TOOL: &str = "mb-2fa-store";
 
 pub fn command() -> Command {
@@ -62,12 +64,13 @@ pub fn command() -> Command {
             ),
     )
     .subcommand(backup::command())
+    .subcommand(rekey::command())
     .subcommand(
         Command::new("seal-plaintext")
             .about("Seal the plaintext secrets of a version 1 database, once"),
     )
     .after_help(
-        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json\n  sudo mb-2fa-store backup /root/2fa-backup-$(date +%F).db\n  sudo mb-2fa-store copy --to 'mariadb://mb2fa@db.example.com/mailborder?password_file=/etc/mailborder/2fa-db.password'",
+        "Examples:\n  sudo mb-2fa-store init\n  sudo mb-2fa-store check\n  sudo mb-2fa-store check --json\n  sudo mb-2fa-store backup /root/2fa-backup-$(date +%F).db\n  sudo mb-2fa-store rekey\n  sudo mb-2fa-store rekey --finish\n  sudo mb-2fa-store copy --to 'mariadb://mb2fa@db.example.com/mailborder?password_file=/etc/mailborder/2fa-db.password'",
     )
 }
 
@@ -83,6 +86,7 @@ fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         Some(("seal-plaintext", sub)) => seal(sub, g),
         Some(("copy", sub)) => copy(sub, g),
         Some(("backup", sub)) => backup::run(sub, g),
+        Some(("rekey", sub)) => rekey::execute(sub, g),
         _ => Err(Error::usage(
             "a subcommand is required: init, check, copy, backup or seal-plaintext",
         )),

@@ -10,7 +10,7 @@
 use std::fs::{self, DirBuilder, File};
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::crypto::{KEY_LEN, MasterKey};
 use crate::error::{Error, Result};
@@ -96,6 +96,72 @@ pub fn create(path: &Path) -> Result<MasterKey> {
             ))
         }),
         Err(e) => Err(cannot(e.error)),
+    }
+}
+
+/// The files of a key rotation beside the key (`mb-2fa-store rekey`):
+/// `2fa.key.new` (the next key, written before the database is re-sealed)
+/// and `2fa.key.old` (the previous key, kept until `rekey --finish`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+pub const NEW_SUFFIX: &str = ".new";
+pub const OLD_SUFFIX: &str = ".old";
+
+/// fsync a directory, so a name made, replaced or removed in it survives a
+/// power cut.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::storage(format!("cannot sync directory {}: {e}", dir.display())))
+}
+
+/// Give the key file `from` a second name `to` (a hard link: the same
+/// bytes, owner and mode 0400), never replacing anything. False if `to`
+/// exists already (the caller judges what it holds).
+pub fn link_noclobber(from: &Path, to: &Path) -> Result<bool> {
+    match fs::hard_link(from, to) {
+        Ok(()) => {
+            sync_dir(&secure_open::parent_dir(to))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == IoErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::storage(format!(
+            "cannot keep the key file {} as {}: {e}; nothing was changed there",
+            from.display(),
+            to.display()
+        ))),
+    }
+}
+
+/// Move the key file `from` over `to` in one step (rename) and sync the
+/// directory: `to` is the old file or the new one, never neither.
+pub fn replace(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| {
+        Error::storage(format!(
+            "cannot move key file {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })?;
+    sync_dir(&secure_open::parent_dir(to))
+}
+
+/// Remove a key file and sync the directory. False if it was not there.
+pub fn remove(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(&secure_open::parent_dir(path))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == IoErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::storage(format!(
+            "cannot remove key file {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -19,10 +19,34 @@ use crate::store::Store;
 /// never trusted: see [`Keyring::unlock`].
 pub(crate) const KEY_FINGERPRINT: &str = "key_fingerprint";
 
+/// While a key rotation is not finished (`mb-2fa-store rekey`, until
+/// `rekey --finish`): the fingerprint of the previous key, kept beside the
+/// key file as `2fa.key.old`.
+pub(crate) const KEY_FINGERPRINT_OLD: &str = "key_fingerprint_old";
+
+/// After `rekey --finish`: the fingerprint of the key the last rotation
+/// retired, so a node still holding it is told to copy the new key.
+pub(crate) const KEY_FINGERPRINT_RETIRED: &str = "key_fingerprint_retired";
+
+/// Which of the key files the store's key was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The key file itself (`2fa.key`): the usual case.
+    File,
+    /// `2fa.key.new`: a rotation re-sealed the store with it, and this node
+    /// has not moved it into place yet (an interrupted `rekey`, or a node
+    /// that got the prepared key before the rotation).
+    New,
+    /// `2fa.key.old`: the store is sealed with the key a rotation is
+    /// replacing (a database restored from a backup older than it).
+    Old,
+}
+
 /// The loaded key of an unlocked store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Keyring {
     key: MasterKey,
+    source: KeySource,
 }
 
 impl Keyring {
@@ -38,11 +62,21 @@ impl Keyring {
     /// [`Keyring::seal_plaintext`].
     pub fn unlock(store: &mut Store, key_path: &Path) -> Result<Keyring> {
         // The usual case needs no write lock: key present and matching.
-        if let Some(key) = key_file::load(key_path)? {
-            let fp = recorded_fingerprint(store)?;
-            if fp.as_deref() == Some(key.fingerprint().as_str()) {
-                return Ok(Keyring { key });
-            }
+        let loaded = key_file::load(key_path)?;
+        let recorded = recorded_fingerprint(store)?;
+        if let (Some(key), Some(fp)) = (loaded, &recorded)
+            && *fp == key.fingerprint()
+        {
+            return Ok(Keyring {
+                key,
+                source: KeySource::File,
+            });
+        }
+        // Not the recorded key (or none): a key rotation may be under way.
+        if let Some(fp) = &recorded
+            && let Some(keyring) = rotation_key(store, key_path, fp)?
+        {
+            return Ok(keyring);
         }
         let name = store.describe();
         store.write(|tx| {
@@ -72,7 +106,10 @@ impl Keyring {
             if fp.as_deref() != Some(key.fingerprint().as_str()) {
                 tx.set_setting(KEY_FINGERPRINT, &key.fingerprint())?;
             }
-            Ok(Keyring { key })
+            Ok(Keyring {
+                key,
+                source: KeySource::File,
+            })
         })
     }
 
@@ -116,6 +153,7 @@ impl Keyring {
             }
             let keyring = Keyring {
                 key: key_file::create(key_path)?,
+                source: KeySource::File,
             };
             for r in &rows {
                 let secret = Secret::from_bytes(r.sealed_secret.clone());
@@ -137,6 +175,34 @@ impl Keyring {
         self.key.fingerprint()
     }
 
+    /// Which key file the key came from.
+    pub fn source(&self) -> KeySource {
+        self.source
+    }
+
+    /// What to tell an admin when the key did not come from the key file
+    /// itself (one line for stderr; stdout stays the tool's answer).
+    pub fn note(&self, key_path: &Path) -> Option<String> {
+        let fp = self.fingerprint();
+        match self.source {
+            KeySource::File => None,
+            KeySource::New => Some(format!(
+                "using key file {} (fingerprint {fp}): the database was re-sealed with it by mb-2fa-store rekey, and it is not yet in place as {}; run: mb-2fa-store rekey (it moves it there)",
+                key_file::sibling(key_path, key_file::NEW_SUFFIX).display(),
+                key_path.display()
+            )),
+            KeySource::Old => Some(format!(
+                "using key file {} (fingerprint {fp}): the database is sealed with the key a rotation replaced (restored from a backup older than it?); run: mb-2fa-store rekey (it re-seals it with {})",
+                key_file::sibling(key_path, key_file::OLD_SUFFIX).display(),
+                key_path.display()
+            )),
+        }
+    }
+
+    pub(crate) fn from_key(key: MasterKey, source: KeySource) -> Keyring {
+        Keyring { key, source }
+    }
+
     /// Seal `secret`, bound to its account (`email`, `created_at`).
     pub fn seal(&self, secret: &Secret, email: &str, created_at: i64) -> Result<Vec<u8>> {
         crypto::seal(&self.key, secret, email, created_at)
@@ -151,6 +217,51 @@ impl Keyring {
 /// The fingerprint of the key the store records, if any.
 pub fn recorded_fingerprint(store: &mut Store) -> Result<Option<String>> {
     store.read(|tx| tx.setting(KEY_FINGERPRINT))
+}
+
+/// The store records `fp`, which the key file does not hold: find it among
+/// a rotation's files (`2fa.key.new`, `2fa.key.old`; [`Keyring::note`] says
+/// which was used), or, when the key file holds the key a rotation replaced, refuse with the
+/// fix (copy the new key). `None`: neither; the caller says what is wrong.
+fn rotation_key(store: &mut Store, key_path: &Path, fp: &str) -> Result<Option<Keyring>> {
+    let new_path = key_file::sibling(key_path, key_file::NEW_SUFFIX);
+    let old_path = key_file::sibling(key_path, key_file::OLD_SUFFIX);
+    // Twice: `rekey` may move `.new` over the key file between our reads.
+    for _ in 0..2 {
+        for (path, source) in [
+            (key_path, KeySource::File),
+            (new_path.as_path(), KeySource::New),
+            (old_path.as_path(), KeySource::Old),
+        ] {
+            let Some(key) = key_file::load(path)? else {
+                continue;
+            };
+            if key.fingerprint() != fp {
+                continue;
+            }
+            return Ok(Some(Keyring { key, source }));
+        }
+    }
+    let Some(key) = key_file::load(key_path)? else {
+        return Ok(None);
+    };
+    let mine = key.fingerprint();
+    let (old, retired) = store.read(|tx| {
+        Ok((
+            tx.setting(KEY_FINGERPRINT_OLD)?,
+            tx.setting(KEY_FINGERPRINT_RETIRED)?,
+        ))
+    })?;
+    if old.as_deref() == Some(mine.as_str()) || retired.as_deref() == Some(mine.as_str()) {
+        return Err(Error::storage(format!(
+            "key file {} holds the previous key (fingerprint {mine}), but {} was re-keyed to key {fp} (mb-2fa-store rekey): copy the new key file {} (and {}) from the node that ran it, then run: mb-2fa-store check; nothing was changed",
+            key_path.display(),
+            store.describe(),
+            key_path.display(),
+            old_path.display(),
+        )));
+    }
+    Ok(None)
 }
 
 /// Accounts but no recorded key: altered by a database writer, or a

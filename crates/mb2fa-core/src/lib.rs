@@ -28,6 +28,7 @@ pub mod model;
 pub mod policy;
 pub mod process;
 pub mod qr;
+pub mod rekey;
 pub mod secret;
 pub mod secure_open;
 pub mod skew;

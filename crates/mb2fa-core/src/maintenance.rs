@@ -8,7 +8,8 @@ use crate::account::Ctx;
 use crate::audit::{Action, Outcome};
 use crate::error::Result;
 use crate::key_file;
-use crate::keyring::{self, Keyring};
+use crate::keyring::{self, KeySource, Keyring};
+use crate::rekey;
 use crate::store::{Location, OpenMode, RowCounts, Store};
 
 /// Create a new database at `db` and record the key (made if missing).
@@ -157,13 +158,7 @@ pub fn check(db: &Location, key_file: &Path) -> Vec<Check> {
         .ok()
         .flatten()
         .unwrap_or_default();
-    checks.push(Check::new(
-        "key",
-        Ok(format!(
-            "{} matches the recorded key {fp}",
-            key_file.display()
-        )),
-    ));
+    checks.extend(key_checks(&mut store, key_file, &fp));
     checks.push(Check::new(
         "secrets",
         store.read(|tx| {
@@ -264,6 +259,81 @@ fn check_backup_target(file: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The key lines of `check`: which key file this node used and what it
+/// holds against what the store records, and where a key rotation stands
+/// (`mb-2fa-store rekey`): one line each, a warning while something is left
+/// to do.
+fn key_checks(store: &mut Store, key_file: &Path, fp: &str) -> Vec<Check> {
+    let paths = rekey::KeyPaths::of(key_file);
+    let (rec, disk) = match (rekey::recorded(store), rekey::on_disk(&paths)) {
+        (Ok(r), Ok(d)) => (r, d),
+        (Err(e), _) | (_, Err(e)) => return vec![Check::new("key", Err(e))],
+    };
+    let held = |f: &Option<String>| f.clone().unwrap_or_else(|| "no key (absent)".to_string());
+    let warn = |name, detail: String| Check {
+        name,
+        ok: true,
+        warning: true,
+        detail,
+    };
+    let mut out = Vec::new();
+    let source = store.keyring().map(|k| k.source());
+    out.push(match source {
+        Some(KeySource::New) => warn(
+            "key",
+            format!(
+                "{} holds {}, the store records {fp}, which {} holds: this node works; run mb-2fa-store rekey on it to move the new key into place",
+                paths.key.display(),
+                held(&disk.key),
+                paths.new.display()
+            ),
+        ),
+        Some(KeySource::Old) => warn(
+            "key",
+            format!(
+                "the store is sealed with the previous key {fp} ({}), not with {} ({}): run mb-2fa-store rekey to re-seal it",
+                paths.old.display(),
+                paths.key.display(),
+                held(&disk.key)
+            ),
+        ),
+        _ => Check::new(
+            "key",
+            Ok(format!(
+                "{} holds key {fp}, the recorded key",
+                key_file.display()
+            )),
+        ),
+    });
+    match (&rec.old, &disk.old, &disk.new) {
+        (Some(old), on_node, _) => out.push(warn(
+            "rotation",
+            format!(
+                "key rotation from {old} to {fp} not finished ({} on this node: {}); once mb-2fa-store check shows key {fp} on every node, run mb-2fa-store rekey --finish on each",
+                paths.old.display(),
+                held(on_node)
+            ),
+        )),
+        (None, Some(on_node), _) => out.push(warn(
+            "rotation",
+            format!(
+                "{} ({on_node}) is no longer needed by the store: run mb-2fa-store rekey --finish to remove it",
+                paths.old.display()
+            ),
+        )),
+        (None, None, Some(new)) if source == Some(KeySource::File) => out.push(warn(
+            "rotation",
+            format!(
+                "{} holds a prepared key {new}: copy it to every node as {}, then run mb-2fa-store rekey",
+                paths.new.display(),
+                paths.new.display()
+            ),
+        )),
+        _ => {}
+    }
+    out
 }
 
 /// Seal the plaintext secrets of a version 1 database, once, audited.

@@ -305,6 +305,10 @@ pub enum Action {
     Copy,
     /// `mb-2fa-import`: an enrollment taken over from another 2FA tool.
     Import,
+    /// `mb-2fa-store rekey`: every secret re-sealed with a new key.
+    Rekey,
+    /// `mb-2fa-store rekey --finish`: the old key no longer recorded.
+    RekeyFinish,
     /// A stored value this build does not know (a newer tool's, or a
     /// planted one): shown as it is, escaped.
     Other(String),
@@ -329,12 +333,14 @@ impl Action {
             Action::Alert => "alert",
             Action::Copy => "copy",
             Action::Import => "import",
+            Action::Rekey => "rekey",
+            Action::RekeyFinish => "rekey-finish",
             Action::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> Action {
-        const KNOWN: [Action; 16] = [
+        const KNOWN: [Action; 18] = [
             Action::Enable,
             Action::Verify,
             Action::Resync,
@@ -351,6 +357,8 @@ impl Action {
             Action::Alert,
             Action::Copy,
             Action::Import,
+            Action::Rekey,
+            Action::RekeyFinish,
         ];
         KNOWN
             .into_iter()

@@ -40,7 +40,33 @@ pub struct Globals {
 pub fn open_unlocked(_m: &ArgMatches, g: &Globals) -> Result<Store> {
     let mut store = open_store(g)?;
     store.unlock(&g.key_file)?;
+    say_key_note(&store, g);
     Ok(store)
+}
+
+/// Open and unlock without the note of [`open_unlocked`]: for
+/// `mb-2fa-store`, whose answer says which key file it used.
+pub fn open_unlocked_quietly(g: &Globals) -> Result<Store> {
+    let mut store = open_store(g)?;
+    store.unlock(&g.key_file)?;
+    Ok(store)
+}
+
+/// When the key came from `2fa.key.new` or `2fa.key.old` (a key rotation
+/// under way), one line on stderr says so and what to run.
+fn say_key_note(store: &Store, g: &Globals) {
+    if let Some(note) = store.keyring().and_then(|k| k.note(&g.key_file)) {
+        let tool = std::env::args_os()
+            .next()
+            .map(PathBuf::from)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "mb-2fa".to_string());
+        eprintln!(
+            "{}: note: {}",
+            crate::text::escape_for_terminal(&tool),
+            crate::text::escape_for_terminal(&note)
+        );
+    }
 }
 
 /// Open the store named by the global options, as every tool does that
@@ -63,5 +89,6 @@ pub fn open_for_enrollment(_m: &ArgMatches, g: &Globals) -> Result<Store> {
     let key = &g.key_file;
     let mut store = Store::open(&g.db, OpenMode::CreateIfFresh { key_file: key })?;
     store.unlock(key)?;
+    say_key_note(&store, g);
     Ok(store)
 }

@@ -24,7 +24,7 @@ pub use tx::Tx;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::audit::{self, Action, Outcome, Record};
@@ -364,6 +364,8 @@ pub trait Transaction {
 
     fn setting(&self, key: &str) -> Result<Option<String>>;
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Remove a setting. False if there was none.
+    fn delete_setting(&self, key: &str) -> Result<bool>;
 
     /// Every row of the store, accounts before their backup codes, the
     /// audit trail oldest first; one row in memory at a time.
@@ -389,6 +391,9 @@ pub enum Verdict<T> {
 pub struct Store {
     backend: Box<dyn Backend>,
     keyring: Option<Keyring>,
+    /// Where the key was loaded from, to load it again when a rotation
+    /// (`mb-2fa-store rekey`) commits while this tool runs.
+    key_path: Option<PathBuf>,
 }
 
 impl fmt::Debug for Store {
@@ -411,6 +416,7 @@ impl Store {
         Ok(Store {
             backend,
             keyring: None,
+            key_path: None,
         })
     }
 
@@ -424,11 +430,37 @@ impl Store {
     pub fn unlock(&mut self, key_path: &Path) -> Result<()> {
         let keyring = Keyring::unlock(self, key_path)?;
         self.keyring = Some(keyring);
+        self.key_path = Some(key_path.to_path_buf());
         Ok(())
     }
 
     pub(crate) fn set_keyring(&mut self, keyring: Keyring) {
         self.keyring = Some(keyring);
+    }
+
+    /// The loaded key, once unlocked.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_ref()
+    }
+
+    /// After a transient failure: if the store now records another key
+    /// than the one loaded (a rotation committed meanwhile), load the key
+    /// again (from `2fa.key`, or `2fa.key.new` until `rekey` moved it). A
+    /// failure here leaves the key as it was; the next try says what is wrong.
+    fn reload_key_if_rotated(&mut self) {
+        let (Some(path), Some(loaded)) = (self.key_path.clone(), self.keyring.as_ref()) else {
+            return;
+        };
+        let loaded = loaded.fingerprint();
+        let recorded = self
+            .backend
+            .begin(Access::Read)
+            .and_then(|tx| tx.setting(crate::keyring::KEY_FINGERPRINT));
+        if matches!(recorded, Ok(Some(fp)) if fp != loaded)
+            && let Ok(keyring) = Keyring::unlock(self, &path)
+        {
+            self.keyring = Some(keyring);
+        }
     }
 
     /// For the hot path (`mb-2fa-verify`): every run writes once.
@@ -506,7 +538,10 @@ impl Store {
         let (verdict, records) = loop {
             tries += 1;
             match self.try_once(access, &name, &mut f) {
-                Err(e) if e.is_transient() && tries < MAX_TRIES => backoff(tries),
+                Err(e) if e.is_transient() && tries < MAX_TRIES => {
+                    backoff(tries);
+                    self.reload_key_if_rotated();
+                }
                 other => break other?,
             }
         };

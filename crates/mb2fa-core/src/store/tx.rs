@@ -42,6 +42,21 @@ impl Tx<'_> {
         })
     }
 
+    /// A secret that does not open: if the store now records another key
+    /// than the one loaded, `mb-2fa-store rekey` committed after this tool
+    /// loaded its key. That is transient: [`super::Store`] loads the key
+    /// again and runs the transaction again.
+    fn rekeyed_meanwhile(&self) -> Result<Option<Error>> {
+        let loaded = self.keyring()?.fingerprint();
+        let recorded = self.inner.setting(crate::keyring::KEY_FINGERPRINT)?;
+        Ok(recorded.filter(|fp| *fp != loaded).map(|fp| {
+            Error::transient(format!(
+                "{} was re-keyed to key {fp} (mb-2fa-store rekey) while this tool ran, and the retries ran out; run it again",
+                self.name
+            ))
+        }))
+    }
+
     fn intent(&self, intent: Intent) -> Result<Intent> {
         if intent == Intent::Update && self.access == Access::Read {
             return Err(Error::storage(
@@ -137,10 +152,10 @@ impl Tx<'_> {
         let last_step = self.opt_time("accounts.last_step", &email, a.last_step)?;
         let failed_attempts = self.count("accounts.failed_attempts", &email, a.failed_attempts)?;
         let locked_until = self.opt_time("accounts.locked_until", &email, a.locked_until)?;
-        let secret = self
-            .keyring()?
-            .open(&a.sealed_secret, &email, created_at)
-            .map_err(|e| self.in_db(&e))?;
+        let secret = match self.keyring()?.open(&a.sealed_secret, &email, created_at) {
+            Ok(secret) => secret,
+            Err(e) => return Err(self.rekeyed_meanwhile()?.unwrap_or_else(|| self.in_db(&e))),
+        };
         let state = self.state(&a.state)?;
         let params = self.params(&a.algorithm, a.digits, a.period)?;
         Ok(Some(Account {
@@ -452,5 +467,9 @@ impl Tx<'_> {
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.inner.set_setting(key, value)
+    }
+
+    pub(crate) fn delete_setting(&self, key: &str) -> Result<bool> {
+        self.inner.delete_setting(key)
     }
 }

@@ -645,6 +645,14 @@ impl Transaction for MariadbTx<'_> {
         Ok(())
     }
 
+    fn delete_setting(&self, key: &str) -> Result<bool> {
+        let n = self.exec(
+            "DELETE FROM mb2fa_settings WHERE name = ? AND @@in_transaction = 1",
+            vec![v(key)],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Table by table, each streamed off the connection.
     fn dump(&self, each: &mut dyn FnMut(DumpRow) -> Result<()>) -> Result<()> {
         let n = self.name;

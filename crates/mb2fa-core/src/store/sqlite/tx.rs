@@ -524,6 +524,14 @@ impl Transaction for SqliteTx<'_> {
         Ok(())
     }
 
+    fn delete_setting(&self, key: &str) -> Result<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM settings WHERE key = ?1", params![key])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
     fn dump(&self, each: &mut dyn FnMut(DumpRow) -> Result<()>) -> Result<()> {
         let err = |e: rusqlite::Error| self.err(e);
         let mut stmt = self

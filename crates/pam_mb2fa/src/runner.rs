@@ -189,15 +189,24 @@ impl Running {
                 return Err(Failure::Timeout);
             }
         }
-        // Output closed: the exit is microseconds away (or the tool closed
-        // stdout and lingers, which the deadline still bounds).
+        // Output closed: the exit follows within a millisecond or so (the
+        // process is torn down), so look every 100 µs for the first 50 ms
+        // (a longer back-off made a login wait up to 1.3 ms more, half the
+        // time: scripts/bench-pam); a tool that closed stdout and lingers is
+        // then looked at every 2 ms until the deadline.
+        let closed = Instant::now();
         let mut pause = Duration::from_micros(20);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return Ok(status),
                 Ok(None) if Instant::now() < deadline => {
                     thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(2));
+                    let cap = if closed.elapsed() < Duration::from_millis(50) {
+                        Duration::from_micros(100)
+                    } else {
+                        Duration::from_millis(2)
+                    };
+                    pause = (pause * 2).min(cap);
                 }
                 Ok(None) => {
                     self.kill();

@@ -425,3 +425,74 @@ fn a_node_is_told_which_key_it_holds_and_the_prepared_order_keeps_it_working() {
         .expect_code(0);
     assert_eq!(audit_of(&env, "rekey").len(), 2);
 }
+
+/// A temporary key file `name` in the key's directory, 0400, written
+/// `age_secs` ago: what a run killed while writing `2fa.key.new` leaves.
+fn leftover(env: &Env, name: &str, age_secs: u64) -> PathBuf {
+    let p = env.key.parent().expect("key dir").join(name);
+    write_key_file(&p, &[9u8; 32], 0o400);
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+    std::fs::File::open(&p)
+        .expect("open")
+        .set_modified(t)
+        .expect("mtime");
+    p
+}
+
+fn removed(doc: &Value) -> Vec<String> {
+    doc["removed_temporary_files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no removed_temporary_files: {doc}"))
+        .iter()
+        .map(|v| v.as_str().expect("path").to_string())
+        .collect()
+}
+
+/// Leftover `.2fa.key.new-XXXXXX` files of killed runs are removed by the
+/// next `rekey --prepare`, `rekey` and `rekey --finish` that succeeds, and
+/// named in its answer; a young one (maybe another run's, being written),
+/// a symlink of that name and other names stay; a refused run removes
+/// nothing.
+#[test]
+fn leftover_temporary_key_files_are_removed_by_the_next_rekey() {
+    let env = Env::new();
+    let (alice, _bob) = two_accounts(&env);
+    let dir = env.key.parent().expect("key dir").to_path_buf();
+    let old = leftover(&env, ".2fa.key.new-Ab12Cd", 3600);
+    let young = leftover(&env, ".2fa.key.new-young1", 0);
+    let other = leftover(&env, "2fa.key.new-Ab12Cd", 3600);
+    let target = dir.join("not-a-key");
+    std::fs::write(&target, b"keep").expect("write");
+    let link = dir.join(".2fa.key.new-link01");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let doc = env.run(STORE, ["rekey", "--prepare", "--json"]).ok_json();
+    assert_eq!(removed(&doc), [old.display().to_string()], "{doc}");
+    assert!(!old.exists() && young.exists() && other.exists());
+    assert!(std::fs::symlink_metadata(&link).is_ok() && target.exists());
+    let again = leftover(&env, ".2fa.key.new-ZZ99zz", 120);
+    // A refused run changes nothing, leftovers included.
+    let stray = sibling(&env.key, ".old");
+    write_key_file(&stray, &[5u8; 32], 0o400);
+    env.run(STORE, ["rekey"])
+        .fail_line(5, STORE, "remove it first");
+    assert!(again.exists());
+    std::fs::remove_file(&stray).expect("rm");
+    let doc = env.run(STORE, ["rekey", "--json"]).ok_json();
+    assert_eq!(removed(&doc), [again.display().to_string()], "{doc}");
+    let later = leftover(&env, ".2fa.key.new-000000", 61);
+    let doc = env.run(STORE, ["rekey", "--finish", "--json"]).ok_json();
+    assert_eq!(removed(&doc), [later.display().to_string()], "{doc}");
+    let text = {
+        let l = leftover(&env, ".2fa.key.new-111111", 3600);
+        let run = env.run(STORE, ["rekey", "--finish"]);
+        run.expect_code(0);
+        assert!(!l.exists());
+        run.stdout.clone()
+    };
+    assert!(
+        text.contains("Removed 1 leftover temporary key file(s) of an interrupted run"),
+        "{text}"
+    );
+    assert!(young.exists() && other.exists() && target.exists());
+    opens(&env, None, &alice);
+}

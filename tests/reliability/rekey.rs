@@ -12,10 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use mb2fa_testkit::{Env, STORE, VERIFY, fixtures, mode, totp_now};
-use rusqlite::Connection;
+use std::sync::Arc;
 
-use crate::support::{Ending, Rng, copy_env, crash_trials, figure, kill_after, open, setting};
+use mb2fa_testkit::rotation::{self, Known, Launch};
+use mb2fa_testkit::{Env, PERIOD, STORE, VERIFY, mode, now_unix, totp_now};
+
+use crate::support::{
+    Ending, Rng, copy_env, count_from_env, crash_trials, figure, kill_after, open, setting,
+};
 
 /// Generated accounts on top of the fixture's three.
 const ACCOUNTS: usize = 2000;
@@ -27,38 +31,14 @@ fn sibling(key: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn email(i: usize) -> String {
-    format!("user{i:04}@example.com")
-}
-
-/// A version 1 database (plaintext secrets) with `ACCOUNTS` more accounts
-/// whose secrets the test knows, sealed by `mb-2fa-store seal-plaintext`:
-/// a store of 2003 sealed secrets made by the tools themselves.
+/// A store of 2003 sealed secrets made by the tools themselves (see
+/// [`rotation::known_store`]), the 2000 generated ones known.
 fn template(rng: &mut Rng) -> (Env, Vec<(String, String)>) {
     let env = Env::new();
-    std::fs::copy(fixtures().join("schema-v1/2fa.db"), &env.db).expect("copy the fixture");
-    mb2fa_testkit::chmod(&env.db, 0o600);
-    let mut known = Vec::new();
-    {
-        let mut conn = Connection::open(&env.db).expect("open");
-        let tx = conn.transaction().expect("tx");
-        let now = i64::try_from(mb2fa_testkit::now_unix()).expect("now") - 3600;
-        for i in 0..ACCOUNTS {
-            let secret: Vec<u8> = (0..20).map(|_| (rng.next() & 0xff) as u8).collect();
-            tx.execute(
-                "INSERT INTO accounts (email, state, secret, algorithm, digits, period, issuer, created_at, activated_at)
-                 VALUES (?1, 'active', ?2, 'SHA1', 6, 30, 'Mailborder', ?3, ?3)",
-                rusqlite::params![email(i), secret, now],
-            )
-            .expect("insert");
-            known.push((
-                email(i),
-                base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &secret),
-            ));
-        }
-        tx.commit().expect("commit");
-    }
-    env.run(STORE, ["seal-plaintext", "--json"]).ok_json();
+    let known = rotation::known_store(&env, ACCOUNTS, &mut || rng.next())
+        .into_iter()
+        .map(|k| (k.email, k.secret))
+        .collect();
     (env, known)
 }
 
@@ -342,6 +322,102 @@ fn killed_rekey_of_2000_accounts() {
             side(State::OldKept),
             side(State::Done),
             made.elapsed().as_secs(),
+        ),
+    );
+}
+
+/// Accounts enrolled through `mb-2fa-enable` for their backup codes, on
+/// top of the 2000 generated ones.
+const WITH_BACKUP_CODES: usize = 12;
+/// Threads spawning `mb-2fa-verify` throughout.
+const VERIFIERS: usize = 6;
+
+/// Verifications while the key changes: six threads run `mb-2fa-verify`
+/// continuously (fresh TOTP codes, a replay after one in four, backup codes
+/// and their replays) over 2008 accounts while `rekey` re-seals them and
+/// `rekey --finish` retires the old key, `MB2FA_REKEY_ROUNDS` times (4).
+/// No verification may fail closed or reject a valid code; afterwards the
+/// key file alone opens every secret and every account verifies.
+#[test]
+fn verifications_during_rekey_and_finish() {
+    let mut rng = Rng::for_test("rekey-race");
+    let made = Instant::now();
+    let env = Arc::new(Env::new());
+    let mut accounts = rotation::known_store(&env, ACCOUNTS, &mut || rng.next());
+    for i in 0..WITH_BACKUP_CODES {
+        let e = env.enroll(&format!("codes{i}@example.com"));
+        env.activate(&e);
+        accounts.push(Known {
+            email: e.email,
+            secret: e.secret,
+            backup: e.backup_codes,
+            last_step: Some(now_unix() / PERIOD),
+        });
+    }
+    rng.shuffle(&mut accounts);
+    let old_fp = setting(&open(&env.db), "key_fingerprint").expect("fp");
+    let launch: Launch = {
+        let env = Arc::clone(&env);
+        Arc::new(move |args: &[&str]| env.command(VERIFY, args))
+    };
+    let store = |args: &[&str]| env.run(STORE, args);
+    let rounds = count_from_env("MB2FA_REKEY_ROUNDS", 4);
+    let prepared = made.elapsed();
+    let verifiers = rotation::start(Arc::clone(&launch), accounts, VERIFIERS);
+    let mut rotations = Vec::new();
+    for _ in 0..rounds {
+        rotations.push(rotation::rotate(
+            &verifiers,
+            &store,
+            Duration::from_millis(400),
+        ));
+    }
+    let (tally, accounts) = verifiers.stop();
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} verifications went wrong during the rotations; the first:\n{}",
+        tally.failures.len(),
+        tally.runs() + tally.failures.len(),
+        tally.failures[0]
+    );
+    let during: usize = rotations.iter().map(|r| r.during_rekey).sum();
+    assert!(
+        during > 0 && tally.replays_rejected > 0 && tally.backup_accepted > 0,
+        "the rotations ran without verifications beside them: {tally:?} {rotations:?}"
+    );
+    let new_fp = setting(&open(&env.db), "key_fingerprint").expect("fp");
+    assert_ne!(new_fp, old_fp, "not re-keyed");
+    let verified = rotation::every_account_verifies_with_the_key_alone(
+        &env.key, &store, &launch, &accounts, 2,
+    );
+    assert_eq!(verified, ACCOUNTS + WITH_BACKUP_CODES);
+    let ms = |d: Duration| d.as_millis();
+    figure(
+        "race, verifications during rekey",
+        format!(
+            "{rounds} rotations of {} secrets under {VERIFIERS} verifying threads: rekey took {} ms, --finish {} ms; {} verifications started during the rekeys, {} during the --finishes, {} in all: {} fresh codes accepted, {} replays rejected (exit 1), {} backup codes accepted, {} spent ones rejected, {} runs used 2fa.key.new, none failed or exited 10 (slowest {} ms); then all {verified} accounts verified with the new key alone; {} s in all ({} s to prepare)",
+            ACCOUNTS + WITH_BACKUP_CODES + 3,
+            rotations
+                .iter()
+                .map(|r| ms(r.rekey).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            rotations
+                .iter()
+                .map(|r| ms(r.finish).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            during,
+            rotations.iter().map(|r| r.during_finish).sum::<usize>(),
+            tally.runs(),
+            tally.accepted,
+            tally.replays_rejected,
+            tally.backup_accepted,
+            tally.backup_replays_rejected,
+            tally.used_new_key_file,
+            ms(tally.slowest),
+            made.elapsed().as_secs(),
+            prepared.as_secs(),
         ),
     );
 }

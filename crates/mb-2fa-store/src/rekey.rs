@@ -1,6 +1,8 @@
 //! `mb-2fa-store rekey`: change the key that seals the TOTP secrets (see
 //! `mb2fa_core::rekey` for the order of the steps and what a crash leaves).
 
+use std::path::PathBuf;
+
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use mb2fa_core::Result;
 use mb2fa_core::account::Ctx;
@@ -55,11 +57,12 @@ pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             .field("step", "prepared")
             .field("new_key_file", paths.new.display().to_string())
             .field("new_fingerprint", p.new_fingerprint.clone())
-            .field("created", p.created);
+            .field("created", p.created)
+            .field("removed_temporary_files", paths_of(&p.removed_temporaries));
         if g.quiet {
             return Ok(report);
         }
-        return Ok(report
+        return Ok(with_removed(report, &p.removed_temporaries)
             .line(format!(
                 "{} the next key {} ({}); the store still uses {}.",
                 if p.created { "Wrote" } else { "Kept" },
@@ -79,7 +82,8 @@ pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             .field("key_fingerprint", f.fingerprint.clone())
             .field("retired_fingerprint", f.retired.clone())
             .field("removed_old_key_file", f.removed_old_file)
-            .field("secrets_checked", f.checked);
+            .field("secrets_checked", f.checked)
+            .field("removed_temporary_files", paths_of(&f.removed_temporaries));
         if g.quiet {
             return Ok(report);
         }
@@ -97,11 +101,12 @@ pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
                 f.checked, f.fingerprint
             ),
         };
-        return Ok(report.line(first).line(if f.removed_old_file {
+        let report = report.line(first).line(if f.removed_old_file {
             format!("Removed {}.", paths.old.display())
         } else {
             format!("No {} on this node.", paths.old.display())
-        }));
+        });
+        return Ok(with_removed(report, &f.removed_temporaries));
     }
     let r = rekey::rekey(&mut store, &g.key_file, &ctx)?;
     let report = report
@@ -110,7 +115,8 @@ pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
         .field("new_fingerprint", r.new_fingerprint.clone())
         .field("resealed", r.resealed)
         .field("resumed", r.resumed)
-        .field("old_key_file", paths.old.display().to_string());
+        .field("old_key_file", paths.old.display().to_string())
+        .field("removed_temporary_files", paths_of(&r.removed_temporaries));
     if g.quiet {
         return Ok(report);
     }
@@ -130,12 +136,29 @@ pub fn execute(m: &ArgMatches, g: &Globals) -> Result<Report> {
             r.new_fingerprint
         ),
     };
-    Ok(report
+    let report = report
         .line(first)
         .line(format!(
             "{} holds the new key; {} keeps the old one until mb-2fa-store rekey --finish.",
             paths.key.display(),
             paths.old.display()
         ))
-        .line("Back up the new key file. On a cluster, copy both to every node and run mb-2fa-store check there; then run mb-2fa-store rekey --finish on each node."))
+        .line("Back up the new key file. On a cluster, copy both to every node and run mb-2fa-store check there; then run mb-2fa-store rekey --finish on each node.");
+    Ok(with_removed(report, &r.removed_temporaries))
+}
+
+fn paths_of(removed: &[PathBuf]) -> Vec<String> {
+    removed.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// One line naming the leftover temporary key files a run removed.
+fn with_removed(report: Report, removed: &[PathBuf]) -> Report {
+    if removed.is_empty() {
+        return report;
+    }
+    report.line(format!(
+        "Removed {} leftover temporary key file(s) of an interrupted run: {}.",
+        removed.len(),
+        paths_of(removed).join(", ")
+    ))
 }

@@ -1,6 +1,7 @@
 //! Sealing TOTP secrets at rest: XChaCha20-Poly1305 under the 32-byte key of
-//! the key file, with a random 24-byte nonce per seal (no counter to keep, no
-//! reuse risk) and associated data that names the account, so a sealed secret
+//! the key file, with a random 24-byte nonce per enrollment (no counter to
+//! keep, no reuse risk; a key rotation moves it to the new key, see
+//! [`reseal`]) and associated data that names the account, so a sealed secret
 //! copied into another account's row does not open.
 //!
 //! Stored form: `version (1 byte) || nonce (24) || ciphertext + tag`.
@@ -79,6 +80,61 @@ fn associated_data(email: &str, created_at: i64) -> Vec<u8> {
 pub fn seal(key: &MasterKey, secret: &Secret, email: &str, created_at: i64) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
+    seal_with_nonce(key, &nonce, secret, email, created_at)
+}
+
+/// Open `sealed` with `from` and seal it with `to` (`mb-2fa-store rekey`),
+/// keeping its nonce, so that [`seal_identity`], and with it the
+/// enrollment's identity ([`crate::model::EnrollmentRef`]), survives the
+/// re-seal: an operation that spans two transactions (a backup code's
+/// check) must not take a re-sealed enrollment for a new one.
+///
+/// Safe because `to` is another key: a nonce must never seal two messages
+/// under one key, and every nonce moved to `to` was drawn at random for one
+/// enrollment under `from`, so under `to` each still seals one secret (the
+/// same secret with the same associated data gives the same bytes, when a
+/// store restored from before a rotation is re-sealed with the key it
+/// already moved to). Refused (an internal error) if `from` and `to` are
+/// the same key.
+pub fn reseal(
+    from: &MasterKey,
+    to: &MasterKey,
+    sealed: &[u8],
+    email: &str,
+    created_at: i64,
+) -> Result<Vec<u8>> {
+    if from.fingerprint() == to.fingerprint() {
+        return Err(Error::storage(
+            "internal error: a re-seal under the same key",
+        ));
+    }
+    let secret = open(from, sealed, email, created_at)?;
+    let nonce: [u8; NONCE_LEN] = sealed
+        .get(1..=NONCE_LEN)
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(|| Error::storage("internal error: an opened secret without a nonce"))?;
+    seal_with_nonce(to, &nonce, &secret, email, created_at)
+}
+
+/// What identifies one sealing of a secret across re-seals under other
+/// keys ([`reseal`]) and differs for every new enrollment: the random nonce
+/// of a sealed secret; for anything else (a version 1 plaintext, damaged
+/// bytes), the bytes themselves.
+pub fn seal_identity(sealed: &[u8]) -> &[u8] {
+    match sealed.split_first() {
+        Some((&FORMAT_V1, rest)) if rest.len() >= NONCE_LEN + 16 => &rest[..NONCE_LEN],
+        _ => sealed,
+    }
+}
+
+fn seal_with_nonce(
+    key: &MasterKey,
+    nonce: &[u8; NONCE_LEN],
+    secret: &Secret,
+    email: &str,
+    created_at: i64,
+) -> Result<Vec<u8>> {
+    let nonce = *nonce;
     let aad = associated_data(email, created_at);
     let ct = key
         .cipher()?
@@ -131,6 +187,33 @@ pub fn open(key: &MasterKey, sealed: &[u8], email: &str, created_at: i64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reseal_keeps_the_identity_and_opens_only_with_the_new_key() {
+        let (k1, k2) = (
+            MasterKey::generate().expect("k"),
+            MasterKey::generate().expect("k"),
+        );
+        let secret = Secret::generate().expect("secret");
+        let sealed = seal(&k1, &secret, "a@example.com", 100).expect("seal");
+        let moved = reseal(&k1, &k2, &sealed, "a@example.com", 100).expect("reseal");
+        assert_ne!(moved, sealed);
+        assert_eq!(seal_identity(&moved), seal_identity(&sealed));
+        assert_eq!(seal_identity(&moved).len(), NONCE_LEN);
+        let opened = open(&k2, &moved, "a@example.com", 100).expect("open");
+        assert_eq!(opened.as_bytes(), secret.as_bytes());
+        assert!(open(&k1, &moved, "a@example.com", 100).is_err());
+        // Bound to the account still, and never under the same key.
+        assert!(reseal(&k1, &k2, &sealed, "b@example.com", 100).is_err());
+        assert!(reseal(&k1, &k1, &sealed, "a@example.com", 100).is_err());
+        // A new enrollment of the same secret is another identity.
+        let again = seal(&k1, &secret, "a@example.com", 100).expect("seal");
+        assert_ne!(seal_identity(&again), seal_identity(&sealed));
+        assert_eq!(
+            seal_identity(b"plaintext-v1-secret!"),
+            b"plaintext-v1-secret!"
+        );
+    }
 
     #[test]
     fn seal_then_open_round_trips_and_hides_the_secret() {

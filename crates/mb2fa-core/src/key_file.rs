@@ -77,7 +77,8 @@ pub fn create(path: &Path) -> Result<MasterKey> {
     };
     let key = MasterKey::generate()?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".2fa.key.new-")
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RANDOM_LEN)
         .permissions(fs::Permissions::from_mode(0o400))
         .tempfile_in(&dir)
         .map_err(cannot)?;
@@ -109,6 +110,89 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 pub const NEW_SUFFIX: &str = ".new";
+
+/// The name of the temporary file [`create`] writes a key into before it
+/// gets its name: this prefix and [`TEMP_RANDOM_LEN`] random letters and
+/// digits, mode 0400, in the key file's directory. A process killed while
+/// writing it leaves it behind.
+pub const TEMP_PREFIX: &str = ".2fa.key.new-";
+pub const TEMP_RANDOM_LEN: usize = 6;
+
+/// A temporary key file younger than this may be another process's, still
+/// being written (that takes milliseconds): it is left alone.
+pub const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `name` is one [`create`] gives its temporary files.
+fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+        return false;
+    };
+    rest.len() == TEMP_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Remove the temporary files that [`create`] runs killed mid-write left
+/// beside the key file `key` (the files of `mb-2fa-store rekey` and of the
+/// first enrollment). Only what such a run leaves is removed: a name of
+/// [`TEMP_PREFIX`] and [`TEMP_RANDOM_LEN`] random characters, a regular
+/// file (never a symlink, which is not followed either), owned by this
+/// user, mode 0400, at most a key's size, and older than
+/// [`TEMP_STALE_AFTER`] (so another process's file being written stays), in
+/// a directory the key checks trust. Anything else is left as it is. The
+/// paths removed.
+pub fn remove_stale_temporaries(key: &Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = secure_open::parent_dir(key);
+    secure_open::check_dir(&dir, secure_open::KEY)?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::storage(format!(
+                "cannot list the key file's directory {}: {e}; run with sudo",
+                dir.display()
+            )));
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        if !is_temp_name(&entry.file_name()) {
+            continue;
+        }
+        let path = entry.path();
+        // lstat: a symlink is itself, never what it points at.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let stale = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= TEMP_STALE_AFTER);
+        if !meta.file_type().is_file()
+            || meta.uid() != secure_open::euid()
+            || meta.mode() & 0o7777 != 0o400
+            || meta.len() > KEY_LEN as u64
+            || !stale
+        {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == IoErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::storage(format!(
+                    "cannot remove the leftover temporary key file {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(&dir)?;
+    }
+    Ok(removed)
+}
 pub const OLD_SUFFIX: &str = ".old";
 
 /// fsync a directory, so a name made, replaced or removed in it survives a
@@ -188,6 +272,82 @@ mod tests {
             .expect("ls")
             .count();
         assert_eq!(leftovers, 1, "no temporary files left behind");
+    }
+
+    /// Set a file's modification time `secs` seconds back.
+    fn age(path: &Path, secs: u64) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+        File::open(path)
+            .expect("open")
+            .set_modified(t)
+            .expect("set mtime");
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = tmp.path().join("2fa.key");
+        create(&key).expect("create");
+        let dir = tmp.path();
+        let put = |name: &str, bytes: &[u8], mode: u32| {
+            let p = dir.join(name);
+            fs::write(&p, bytes).expect("write");
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+            p
+        };
+        // What a killed create leaves: removed once old enough.
+        let stale = put(".2fa.key.new-a1B2c3", &[7u8; 32], 0o400);
+        let empty = put(".2fa.key.new-ZZZZZZ", &[], 0o400);
+        // Young: maybe another process's, being written.
+        let young = put(".2fa.key.new-young1", &[7u8; 32], 0o400);
+        // Not ours: other names, modes, sizes, kinds.
+        let kept = [
+            put(".2fa.key.new-abc", &[7u8; 32], 0o400),
+            put(".2fa.key.new-abcdefg", &[7u8; 32], 0o400),
+            put(".2fa.key.new-ab.def", &[7u8; 32], 0o400),
+            put("2fa.key.new-abcdef", &[7u8; 32], 0o400),
+            put(".2fa.key.new-mode06", &[7u8; 32], 0o600),
+            put(".2fa.key.new-large1", &[7u8; 33], 0o400),
+        ];
+        let target = put("precious", &[1u8; 32], 0o400);
+        let link = dir.join(".2fa.key.new-link01");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let subdir = dir.join(".2fa.key.new-dir001");
+        fs::create_dir(&subdir).expect("mkdir");
+        for p in [&stale, &empty, &target, &subdir]
+            .into_iter()
+            .chain(kept.iter())
+        {
+            age(p, 3600);
+        }
+        let removed = remove_stale_temporaries(&key).expect("clean");
+        let mut removed_names: Vec<_> = removed
+            .iter()
+            .map(|p| p.file_name().expect("name").to_owned())
+            .collect();
+        removed_names.sort();
+        assert_eq!(
+            removed_names,
+            [".2fa.key.new-ZZZZZZ", ".2fa.key.new-a1B2c3"]
+        );
+        assert!(!stale.exists() && !empty.exists());
+        for p in kept.iter().chain([&young, &target, &subdir, &key]) {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
+        assert!(
+            fs::symlink_metadata(&link).is_ok(),
+            "the symlink was removed"
+        );
+        assert_eq!(fs::read(&target).expect("target"), [1u8; 32]);
+        // Once old enough, the young one goes too; a second run finds nothing else.
+        age(&young, 3600);
+        assert_eq!(remove_stale_temporaries(&key).expect("clean").len(), 1);
+        assert!(remove_stale_temporaries(&key).expect("clean").is_empty());
+        // A directory others may write is not cleaned: refused like the key.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = remove_stale_temporaries(&key).expect_err("loose dir");
+        assert_eq!(err.exit_code(), 10);
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).expect("chmod");
     }
 
     #[test]

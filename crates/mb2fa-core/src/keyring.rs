@@ -208,6 +208,18 @@ impl Keyring {
         crypto::seal(&self.key, secret, email, created_at)
     }
 
+    /// Re-seal a secret of the account (`email`, `created_at`) sealed with
+    /// this key under `next`'s, keeping its identity ([`crypto::reseal`]).
+    pub(crate) fn reseal_for(
+        &self,
+        next: &Keyring,
+        sealed: &[u8],
+        email: &str,
+        created_at: i64,
+    ) -> Result<Vec<u8>> {
+        crypto::reseal(&self.key, &next.key, sealed, email, created_at)
+    }
+
     /// Open a sealed secret of the account (`email`, `created_at`).
     pub fn open(&self, sealed: &[u8], email: &str, created_at: i64) -> Result<Secret> {
         crypto::open(&self.key, sealed, email, created_at)

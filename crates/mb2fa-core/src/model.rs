@@ -200,8 +200,10 @@ pub struct Exemption {
 /// Which enrollment an account row holds. Row ids are reused (a
 /// re-enrollment deletes and inserts, and may get the same id), so an
 /// operation that decides in two transactions binds to `generation` too: a
-/// digest of the sealed secret, whose random nonce is new with every
-/// enrollment.
+/// digest of the sealed secret's random nonce, new with every enrollment
+/// and kept when `mb-2fa-store rekey` re-seals it under a new key (a
+/// backup code checked across a rekey's commit is still the same
+/// enrollment's; see `crypto::reseal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnrollmentRef {
     pub id: i64,

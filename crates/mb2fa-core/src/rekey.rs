@@ -111,6 +111,8 @@ pub struct Rekeyed {
     pub resealed: Option<usize>,
     /// This run picked up a `2fa.key.new` left by an earlier one.
     pub resumed: bool,
+    /// Temporary key files of killed runs removed (see [`tidy`]).
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 /// `mb-2fa-store rekey`. The store must be unlocked (with whichever key
@@ -137,6 +139,7 @@ pub fn rekey(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Rekeye
                 new_fingerprint: cur_fp,
                 resealed: None,
                 resumed: true,
+                removed_temporaries: tidy(&paths)?,
             })
         }
         (KeySource::File, None) => {
@@ -169,6 +172,7 @@ pub fn rekey(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Rekeye
                 new_fingerprint: new.fingerprint(),
                 resealed: Some(n),
                 resumed,
+                removed_temporaries: tidy(&paths)?,
             })
         }
         (KeySource::Old, None) => {
@@ -194,6 +198,7 @@ pub fn rekey(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Rekeye
                 new_fingerprint: new.fingerprint(),
                 resealed: Some(n),
                 resumed: true,
+                removed_temporaries: tidy(&paths)?,
             })
         }
         (source, old) => Err(Error::storage(format!(
@@ -236,10 +241,11 @@ fn reseal(
         }
         let rows = tx.secrets()?;
         for r in &rows {
-            let secret = current
-                .open(&r.sealed_secret, &r.email, r.created_at)
+            // The nonce moves with it: the enrollment stays the same one
+            // for a backup code being checked across this commit.
+            let sealed = current
+                .reseal_for(&next, &r.sealed_secret, &r.email, r.created_at)
                 .map_err(|e| tx.in_db(&e))?;
-            let sealed = next.seal(&secret, &r.email, r.created_at)?;
             tx.replace_secret(r.id, &sealed)?;
         }
         tx.set_setting(KEY_FINGERPRINT, &new_fp)?;
@@ -286,12 +292,23 @@ fn move_into_place(paths: &KeyPaths, old_fp: &str) -> Result<()> {
     key_file::replace(&paths.new, &paths.key)
 }
 
+/// After a run succeeded: remove what earlier runs killed while writing a
+/// key file left in its directory (`.2fa.key.new-XXXXXX`, 0400; see
+/// [`key_file::remove_stale_temporaries`] for what is never removed). Done
+/// last, so a refused run changes nothing, and a file still being written
+/// by another process (younger than a minute) is left to it.
+fn tidy(paths: &KeyPaths) -> Result<Vec<PathBuf>> {
+    key_file::remove_stale_temporaries(&paths.key)
+}
+
 /// What `rekey --prepare` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     pub new_fingerprint: String,
     /// False when `2fa.key.new` was there already.
     pub created: bool,
+    /// Temporary key files of killed runs removed (see [`tidy`]).
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 /// `mb-2fa-store rekey --prepare`: step 1 alone. Nothing in the store
@@ -316,6 +333,7 @@ pub fn prepare(store: &mut Store, key_path: &Path) -> Result<Prepared> {
     Ok(Prepared {
         new_fingerprint: new.fingerprint(),
         created,
+        removed_temporaries: tidy(&paths)?,
     })
 }
 
@@ -329,6 +347,8 @@ pub struct Finished {
     pub removed_old_file: bool,
     /// Secrets checked to open with the key.
     pub checked: usize,
+    /// Temporary key files of killed runs removed (see [`tidy`]).
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 /// `mb-2fa-store rekey --finish`. Refused unless the store is unlocked with
@@ -406,5 +426,6 @@ pub fn finish(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Finis
         retired,
         removed_old_file,
         checked,
+        removed_temporaries: tidy(&paths)?,
     })
 }

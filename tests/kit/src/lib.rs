@@ -17,6 +17,7 @@ pub mod files;
 pub mod mariadb;
 pub mod pam;
 pub mod qr;
+pub mod rotation;
 pub mod runner;
 pub mod sshd;
 pub mod terminal;

@@ -190,7 +190,7 @@ impl Tx<'_> {
             Ok(EnrollmentRef {
                 id: e.id,
                 state: self.state(&e.state)?,
-                generation: Sha256::digest(&e.sealed_secret).into(),
+                generation: Sha256::digest(crate::crypto::seal_identity(&e.sealed_secret)).into(),
             })
         })
         .transpose()

@@ -2,10 +2,16 @@
 //! transaction there too, codes (oathtool) verify after it, the rows hold
 //! new sealed bytes, and `--finish` retires the old key.
 
-use mb2fa_testkit::{STORE, VERIFY, oathtool, write_key_file};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mb2fa_testkit::rotation::{self, Known, Launch};
+use mb2fa_testkit::{
+    Env, PERIOD, STORE, VERIFY, now_unix, oathtool, run_command, totp_now, write_key_file,
+};
 use serde_json::Value;
 
-use crate::support::{Db, server};
+use crate::support::{Db, at, enroll_at, server};
 
 #[test]
 fn rekey_verify_and_finish_on_mariadb() {
@@ -69,4 +75,95 @@ fn rekey_verify_and_finish_on_mariadb() {
         .fail_line(10, VERIFY, "copy the new key file");
     write_key_file(&db.env.key, &new_key, 0o400);
     db.run(STORE, &["check"]).expect_code(0);
+}
+
+/// Verifications while the key changes, on a real `mariadbd`: a store of
+/// 1000 known secrets (sealed by `seal-plaintext` on SQLite, moved by
+/// `mb-2fa-store copy`) and 8 enrolled accounts with backup codes; four
+/// threads run `mb-2fa-verify` throughout two rotations (`rekey`, then
+/// `--finish`). No verification fails closed or rejects a valid code;
+/// afterwards the key file alone opens every secret and every account
+/// verifies.
+#[test]
+fn verifications_during_rekey_and_finish_on_mariadb() {
+    let Some(server) = server() else { return };
+    let db = Db::on(server);
+    let sqlite = Env::new();
+    let mut state = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut accounts = rotation::known_store(&sqlite, 1000, &mut next);
+    sqlite
+        .run(STORE, ["copy", "--to", &db.url, "--json"])
+        .ok_json();
+    // From here on the tools use the MariaDB store with the SQLite env's key.
+    let env = Arc::new(sqlite);
+    let url = db.url.clone();
+    for i in 0..8 {
+        let e = enroll_at(&env, &url, &format!("codes{i}@example.com"));
+        let run = run_command(
+            at(
+                &env,
+                &url,
+                VERIFY,
+                &["--email", &e.email, "--code", &totp_now(&e.secret, 0)],
+            ),
+            None,
+        );
+        run.expect_code(0);
+        accounts.push(Known {
+            email: e.email,
+            secret: e.secret,
+            backup: e.backup_codes,
+            last_step: Some(now_unix() / PERIOD),
+        });
+    }
+    let launch: Launch = {
+        let (env, url) = (Arc::clone(&env), url.clone());
+        Arc::new(move |args: &[&str]| at(&env, &url, VERIFY, args))
+    };
+    let store = |args: &[&str]| run_command(at(&env, &url, STORE, args), None);
+    let n = accounts.len();
+    let verifiers = rotation::start(Arc::clone(&launch), accounts, 4);
+    let rotations: Vec<_> = (0..2)
+        .map(|_| rotation::rotate(&verifiers, &store, Duration::from_millis(400)))
+        .collect();
+    let (tally, accounts) = verifiers.stop();
+    assert!(
+        tally.failures.is_empty(),
+        "{} verifications went wrong during the rotations; the first:\n{}",
+        tally.failures.len(),
+        tally.failures[0]
+    );
+    assert!(
+        rotations.iter().all(|r| r.during_rekey > 0) && tally.backup_accepted > 0,
+        "{tally:?} {rotations:?}"
+    );
+    let verified = rotation::every_account_verifies_with_the_key_alone(
+        &env.key, &store, &launch, &accounts, 2,
+    );
+    assert_eq!(verified, n);
+    eprintln!(
+        "mariadb: verifications during rekey: 2 rotations of {} secrets: rekey {:?}, --finish {:?}; {} verifications started during the rekeys, {} in all ({} fresh accepted, {} replays rejected, {} backup codes accepted, {} spent rejected), none failed; slowest {} ms",
+        n + 3,
+        rotations
+            .iter()
+            .map(|r| r.rekey.as_millis())
+            .collect::<Vec<_>>(),
+        rotations
+            .iter()
+            .map(|r| r.finish.as_millis())
+            .collect::<Vec<_>>(),
+        rotations.iter().map(|r| r.during_rekey).sum::<usize>(),
+        tally.runs(),
+        tally.accepted,
+        tally.replays_rejected,
+        tally.backup_accepted,
+        tally.backup_replays_rejected,
+        tally.slowest.as_millis()
+    );
 }

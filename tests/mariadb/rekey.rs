@@ -167,3 +167,89 @@ fn verifications_during_rekey_and_finish_on_mariadb() {
         tally.slowest.as_millis()
     );
 }
+
+/// kill -9 of `mb-2fa-store rekey` on a real `mariadbd`, at random moments
+/// spanning a whole run, one rotation per trial on the same store of 1003
+/// known secrets. After every kill: `check` opens every secret (with
+/// whichever key file the store records), a sampled account's code is
+/// accepted, and a re-run of `rekey` (exit 5 "finish first" when the killed
+/// one had got that far) and `rekey --finish` complete.
+#[test]
+fn killed_rekey_on_mariadb_leaves_a_store_one_key_opens() {
+    let Some(server) = server() else { return };
+    let db = Db::on(server);
+    let env = Env::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let accounts = rotation::known_store(&env, 1000, &mut next);
+    env.run(STORE, ["copy", "--to", &db.url, "--json"])
+        .ok_json();
+    let store = |args: &[&str]| run_command(at(&env, &db.url, STORE, args), None);
+    // One whole rotation, timed: the kills spread over 1.2 times its rekey.
+    let started = std::time::Instant::now();
+    store(&["rekey"]).expect_code(0);
+    let whole = started.elapsed();
+    store(&["rekey", "--finish"]).expect_code(0);
+    let trials: usize = std::env::var("MB2FA_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let (mut killed, mut finished, mut resumed) = (0, 0, 0);
+    for trial in 0..trials {
+        let delay = Duration::from_micros(next() % (whole.as_micros() as u64 * 6 / 5 + 1));
+        let mut child = at(&env, &db.url, STORE, &["rekey"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rekey");
+        std::thread::sleep(delay);
+        match child.try_wait().expect("try_wait") {
+            Some(_) => finished += 1,
+            None => {
+                child.kill().expect("kill -9");
+                killed += 1;
+            }
+        }
+        let _ = child.wait();
+        // Whatever the kill left: every secret opens, and a code works.
+        store(&["check"]).expect_code(0);
+        let who = &accounts[trial % accounts.len()];
+        run_command(
+            at(
+                &env,
+                &db.url,
+                VERIFY,
+                &["--email", &who.email, "--code", &totp_now(&who.secret, 0)],
+            ),
+            None,
+        )
+        .expect_code(0);
+        // Then the rotation completes, with no third key.
+        let again = store(&["rekey"]);
+        match again.code {
+            0 => resumed += 1,
+            5 => {}
+            _ => panic!("trial {trial}: rekey after a kill at {delay:?}:\n{again}"),
+        }
+        store(&["rekey", "--finish"]).expect_code(0);
+        store(&["check"]).expect_code(0);
+        let keys = std::fs::read_dir(env.key.parent().expect("key dir"))
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("2fa.key"))
+            .count();
+        assert_eq!(keys, 1, "trial {trial}: one key file left after --finish");
+    }
+    eprintln!(
+        "mariadb: {trials} rekeys of {} secrets killed at random within 1.2 x {:?}: {killed} killed, {finished} had finished; {resumed} re-runs had work left",
+        accounts.len() + 3,
+        whole
+    );
+    assert!(killed > 0, "no kill landed: {finished} finished first");
+}

@@ -120,17 +120,7 @@ fn classify(env: &Env, old_key: &[u8], old_fp: &str, ctx: &str) -> (State, Optio
 /// `check` opens every secret; the sampled accounts' codes match.
 #[track_caller]
 fn every_secret_opens(env: &Env, known: &[(String, String)], rng: &mut Rng, ctx: &str) {
-    let run = env.run(STORE, ["check", "--json"]);
-    assert_eq!(run.code, 0, "{ctx}: check failed\n{run}");
-    let doc = run.json();
-    let secrets = doc["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == "secrets")
-        .unwrap_or_else(|| panic!("{ctx}: no secrets line\n{run}"))
-        .clone();
-    assert_eq!(secrets["ok"], true, "{ctx}: {secrets}");
+    let secrets = rotation::secrets_check(&env.run(STORE, ["check", "--json"]), ctx);
     let all = format!("all {} open", known.len() + 3);
     assert!(
         secrets["detail"].as_str().unwrap_or("").contains(&all),

@@ -119,10 +119,7 @@ pub struct Rekeyed {
 /// file opens it).
 pub fn rekey(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Rekeyed> {
     let paths = KeyPaths::of(key_path);
-    let current = store
-        .keyring()
-        .cloned()
-        .ok_or_else(|| Error::storage("internal error: rekey before unlock"))?;
+    let current = loaded_key(store)?;
     let rec = recorded(store)?;
     let cur_fp = current.fingerprint();
     match (current.source(), rec.old.clone()) {
@@ -270,6 +267,14 @@ fn reseal(
 /// Step 3: keep the key file (the old key, `old_fp`) as `2fa.key.old`, then
 /// move `2fa.key.new` over the key file. Each step is checked first and
 /// skipped when an earlier run did it.
+/// The key the store was unlocked with (each step starts from it).
+fn loaded_key(store: &Store) -> Result<Keyring> {
+    store
+        .keyring()
+        .cloned()
+        .ok_or_else(|| Error::storage("internal error: rekey before unlock"))
+}
+
 fn move_into_place(paths: &KeyPaths, old_fp: &str) -> Result<()> {
     let disk = on_disk(paths)?;
     match (&disk.key, &disk.old) {
@@ -315,10 +320,7 @@ pub struct Prepared {
 /// changes; every tool keeps using `2fa.key`.
 pub fn prepare(store: &mut Store, key_path: &Path) -> Result<Prepared> {
     let paths = KeyPaths::of(key_path);
-    let current = store
-        .keyring()
-        .cloned()
-        .ok_or_else(|| Error::storage("internal error: rekey before unlock"))?;
+    let current = loaded_key(store)?;
     let rec = recorded(store)?;
     if current.source() != KeySource::File || rec.old.is_some() {
         return Err(Error::conflict(format!(
@@ -355,10 +357,7 @@ pub struct Finished {
 /// the key file itself and every secret opens with it.
 pub fn finish(store: &mut Store, key_path: &Path, ctx: &Ctx<'_>) -> Result<Finished> {
     let paths = KeyPaths::of(key_path);
-    let current = store
-        .keyring()
-        .cloned()
-        .ok_or_else(|| Error::storage("internal error: rekey before unlock"))?;
+    let current = loaded_key(store)?;
     let fp = current.fingerprint();
     match current.source() {
         KeySource::File => {}

@@ -307,17 +307,7 @@ pub fn every_account_verifies_with_the_key_alone(
             Path::new(&p).display()
         );
     }
-    let run = store(&["check", "--json"]);
-    assert_eq!(run.code, 0, "check after the rotations\n{run}");
-    let doc = run.json();
-    let secrets = doc["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == "secrets")
-        .unwrap_or_else(|| panic!("no secrets line\n{run}"))
-        .clone();
-    assert_eq!(secrets["ok"], true, "{secrets}");
+    secrets_check(&store(&["check", "--json"]), "check after the rotations");
     let failures = Mutex::new(Vec::new());
     let verified = AtomicUsize::new(0);
     thread::scope(|s| {
@@ -349,4 +339,20 @@ pub fn every_account_verifies_with_the_key_alone(
         failures[0]
     );
     verified.into_inner()
+}
+
+/// The `secrets` line of a `mb-2fa-store check --json` run, which must have
+/// passed (exit 0) and found every secret open.
+#[track_caller]
+pub fn secrets_check(run: &Run, ctx: &str) -> serde_json::Value {
+    assert_eq!(run.code, 0, "{ctx}: check failed\n{run}");
+    let secrets = run.json()["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "secrets")
+        .unwrap_or_else(|| panic!("{ctx}: no secrets line\n{run}"))
+        .clone();
+    assert_eq!(secrets["ok"], true, "{ctx}: {secrets}");
+    secrets
 }

@@ -148,7 +148,7 @@ fn verifications_during_rekey_and_finish_on_mariadb() {
     );
     assert_eq!(verified, n);
     eprintln!(
-        "mariadb: verifications during rekey: 2 rotations of {} secrets: rekey {:?}, --finish {:?}; {} verifications started during the rekeys, {} in all ({} fresh accepted, {} replays rejected, {} backup codes accepted, {} spent rejected), none failed; slowest {} ms",
+        "mariadb: verifications during rekey: 2 rotations of {} secrets: rekey {:?}, --finish {:?}; {} verifications ran beside the rekeys, {} in all ({} fresh accepted, {} replays rejected, {} backup codes accepted, {} spent rejected), none failed; slowest {} ms",
         n + 3,
         rotations
             .iter()

@@ -385,7 +385,7 @@ fn verifications_during_rekey_and_finish() {
     figure(
         "race, verifications during rekey",
         format!(
-            "{rounds} rotations of {} secrets under {VERIFIERS} verifying threads: rekey took {} ms, --finish {} ms; {} verifications started during the rekeys, {} during the --finishes, {} in all: {} fresh codes accepted, {} replays rejected (exit 1), {} backup codes accepted, {} spent ones rejected, {} runs used 2fa.key.new, none failed or exited 10 (slowest {} ms); then all {verified} accounts verified with the new key alone; {} s in all ({} s to prepare)",
+            "{rounds} rotations of {} secrets under {VERIFIERS} verifying threads: rekey took {} ms, --finish {} ms; {} verifications ran beside the rekeys, {} beside the --finishes, {} in all: {} fresh codes accepted, {} replays rejected (exit 1), {} backup codes accepted, {} spent ones rejected, {} runs used 2fa.key.new, none failed or exited 10 (slowest {} ms); then all {verified} accounts verified with the new key alone; {} s in all ({} s to prepare)",
             ACCOUNTS + WITH_BACKUP_CODES + 3,
             rotations
                 .iter()

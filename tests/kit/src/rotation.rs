@@ -118,6 +118,8 @@ pub struct Verifiers {
     stop: Arc<AtomicBool>,
     /// Verifications started so far.
     started: Arc<AtomicUsize>,
+    /// Verifications finished so far.
+    finished: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<(Tally, Vec<Known>)>>,
 }
 
@@ -131,6 +133,7 @@ pub struct Verifiers {
 pub fn start(launch: Launch, accounts: Vec<Known>, workers: usize) -> Verifiers {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
     let mut shares: Vec<Vec<Known>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, a) in accounts.into_iter().enumerate() {
         shares[i % workers].push(a);
@@ -140,14 +143,15 @@ pub fn start(launch: Launch, accounts: Vec<Known>, workers: usize) -> Verifiers 
         .enumerate()
         .map(|(w, share)| {
             let stop = Arc::clone(&stop);
-            let started = Arc::clone(&started);
+            let counts = (Arc::clone(&started), Arc::clone(&finished));
             let launch = Arc::clone(&launch);
-            thread::spawn(move || verify_until(&stop, &started, &launch, share, w))
+            thread::spawn(move || verify_until(&stop, &counts, &launch, share, w))
         })
         .collect();
     Verifiers {
         stop,
         started,
+        finished,
         threads,
     }
 }
@@ -156,6 +160,21 @@ impl Verifiers {
     /// Verifications started so far.
     pub fn started(&self) -> usize {
         self.started.load(Ordering::SeqCst)
+    }
+
+    /// Verifications finished so far.
+    pub fn finished(&self) -> usize {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// Run `f`; how long it took and how many verifications ran beside it:
+    /// those in flight when it began and those started before it ended.
+    /// Counting only the ones started meanwhile would miss the usual case:
+    /// a verification that began just before and waited behind `f`'s locks.
+    pub fn beside<T>(&self, f: impl FnOnce() -> T) -> (T, Duration, usize) {
+        let (t, done_before) = (Instant::now(), self.finished());
+        let out = f();
+        (out, t.elapsed(), self.started() - done_before)
     }
 
     /// Stop, and what all threads saw; the accounts as they are now.
@@ -174,7 +193,7 @@ impl Verifiers {
 
 fn verify_until(
     stop: &AtomicBool,
-    started: &AtomicUsize,
+    (started, finished): &(Arc<AtomicUsize>, Arc<AtomicUsize>),
     launch: &Launch,
     mut share: Vec<Known>,
     worker: usize,
@@ -185,6 +204,7 @@ fn verify_until(
         started.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
         let r = run_command(launch(args), None);
+        finished.fetch_add(1, Ordering::SeqCst);
         t.slowest = t.slowest.max(t0.elapsed());
         if r.stderr.contains(".new (fingerprint") {
             t.used_new_key_file += 1;
@@ -261,7 +281,8 @@ fn verify_until(
 pub struct Rotation {
     pub rekey: Duration,
     pub finish: Duration,
-    /// Verifications started while `rekey` ran, and while `--finish` ran.
+    /// Verifications that ran while `rekey` ran, and while `--finish` ran
+    /// (in flight when it began, or started before it ended).
     pub during_rekey: usize,
     pub during_finish: usize,
 }
@@ -271,13 +292,9 @@ pub struct Rotation {
 /// `mb-2fa-store` with these arguments against the store under test.
 pub fn rotate(v: &Verifiers, store: &dyn Fn(&[&str]) -> Run, settle: Duration) -> Rotation {
     thread::sleep(settle);
-    let (t, n) = (Instant::now(), v.started());
-    store(&["rekey", "--json"]).ok_json();
-    let (rekey, during_rekey) = (t.elapsed(), v.started() - n);
+    let (_, rekey, during_rekey) = v.beside(|| store(&["rekey", "--json"]).ok_json());
     thread::sleep(settle);
-    let (t, n) = (Instant::now(), v.started());
-    store(&["rekey", "--finish", "--json"]).ok_json();
-    let (finish, during_finish) = (t.elapsed(), v.started() - n);
+    let (_, finish, during_finish) = v.beside(|| store(&["rekey", "--finish", "--json"]).ok_json());
     thread::sleep(settle);
     Rotation {
         rekey,

@@ -55,6 +55,11 @@ fn oath(secret: &str, base32: bool, alg: &str, digits: u32, period: u64, offset:
     let t = now_unix()
         .checked_add_signed(offset * period as i64)
         .expect("time");
+    oath_at(secret, base32, alg, digits, period, t)
+}
+
+/// The same at Unix time `t`.
+fn oath_at(secret: &str, base32: bool, alg: &str, digits: u32, period: u64, t: u64) -> String {
     let mut cmd = Command::new("oathtool");
     cmd.arg(format!("--totp={alg}"))
         .arg(format!("--digits={digits}"))
@@ -202,11 +207,18 @@ fn import_google_authenticator_file_keeps_secret_floor_and_scratch_codes() {
     let listed = env.account(ALICE);
     assert_eq!(listed["state"], "active");
     assert_eq!(listed["backup_codes_left"], 5);
-    // The floor's step was used by the old module: a replay.
-    let message = verify(&env, ALICE, &ga_code(&secret, 0)).fail_json(1, "rejected");
+    // The floor's step was used by the old module: a replay. (The codes are
+    // those of the floor's step and the one after it, not of "now": the
+    // step may have ended since.)
+    let message = verify(
+        &env,
+        ALICE,
+        &oath_at(&secret, true, "SHA1", 6, 30, step * 30),
+    )
+    .fail_json(1, "rejected");
     assert!(message.contains("already used"), "{message}");
     // The next step's code (oathtool) is accepted, and only once.
-    let next = ga_code(&secret, 1);
+    let next = oath_at(&secret, true, "SHA1", 6, 30, (step + 1) * 30);
     let ok = verify(&env, ALICE, &next).ok_json();
     assert_eq!(
         (ok["method"].clone(), ok["activated"].clone()),

@@ -49,27 +49,36 @@ fn a_phone_90_s_behind_is_rejected_diagnosed_and_resynced() {
     assert!(human.stdout.contains(" s behind"), "{human}");
     assert_eq!(env.accounts(), before, "diagnose changed an account");
 
-    let r = env
-        .run(
+    // The resync and the code after it in one step, on a fresh enrollment
+    // each round: a step boundary between computing the phone's codes and
+    // the tool reading its clock would shift the drift it learns by one.
+    let (r, listed, v) = in_one_step(|| {
+        let env = Env::new();
+        let e = env.enroll(ALICE);
+        let t = now_unix();
+        let r = env.run(
             VERIFY,
             [
                 "--json",
                 "--email",
                 ALICE,
                 "--resync",
-                &phone(&e.secret, 90),
-                &phone(&e.secret, 60),
+                &oathtool_at(&e.secret, t - 90, 6),
+                &oathtool_at(&e.secret, t - 60, 6),
             ],
-        )
-        .ok_json();
+        );
+        let listed = env.account(ALICE)["drift_steps"].clone();
+        // The phone's next code verifies normally.
+        let v = env.verify_json(ALICE, &oathtool_at(&e.secret, t - 30, 6));
+        (r, listed, v)
+    });
+    let r = r.ok_json();
     assert_eq!(r["resynced"], true);
     assert_eq!(r["activated"], true);
     let drift = r["drift_steps"].as_i64().expect("drift");
-    assert!((-3..=-1).contains(&drift), "drift {drift}");
-    assert_eq!(env.account(ALICE)["drift_steps"], drift);
-    // The phone's next code verifies normally.
-    let v = env.verify_json(ALICE, &phone(&e.secret, 30)).ok_json();
-    assert_eq!(v["method"], "totp");
+    assert_eq!(drift, -2, "a phone 90 s behind is two steps behind");
+    assert_eq!(listed, drift);
+    assert_eq!(v.ok_json()["method"], "totp");
 }
 
 #[test]
@@ -81,24 +90,31 @@ fn a_phone_5_min_behind_verifies_only_after_a_resync() {
         .verify_json(ALICE, &phone(&p.secret, 240))
         .fail_json(1, "rejected");
 
-    let env = Env::new();
-    let e = env.enroll(ALICE);
-    env.run(
-        VERIFY,
-        [
-            "--email",
-            ALICE,
-            "--resync",
-            &phone(&e.secret, 300),
-            &phone(&e.secret, 270),
-        ],
-    )
-    .expect_code(0);
-    let drift = env.account(ALICE)["drift_steps"].as_i64().expect("drift");
-    assert!((-10..=-8).contains(&drift), "drift {drift}");
-    assert_eq!(env.account(ALICE)["state"], "active");
-    env.verify_json(ALICE, &phone(&e.secret, 240)).ok_json();
-    let list = env.run(LIST, Vec::<&str>::new());
+    // In one step, on a fresh enrollment each round (as above).
+    let (resync, account, v, list) = in_one_step(|| {
+        let env = Env::new();
+        let e = env.enroll(ALICE);
+        let t = now_unix();
+        let resync = env.run(
+            VERIFY,
+            [
+                "--email",
+                ALICE,
+                "--resync",
+                &oathtool_at(&e.secret, t - 300, 6),
+                &oathtool_at(&e.secret, t - 270, 6),
+            ],
+        );
+        let account = env.account(ALICE);
+        let v = env.verify_json(ALICE, &oathtool_at(&e.secret, t - 240, 6));
+        let list = env.run(LIST, Vec::<&str>::new());
+        (resync, account, v, list)
+    });
+    resync.expect_code(0);
+    let drift = account["drift_steps"].as_i64().expect("drift");
+    assert_eq!(drift, -9, "a phone 270 s behind is nine steps behind");
+    assert_eq!(account["state"], "active");
+    v.ok_json();
     assert!(list.stdout.contains(&format!("{drift:+}")), "{list}");
 }
 

@@ -38,13 +38,15 @@ fn a_current_code_logs_in_once_and_a_replay_does_not() {
     if !available() {
         return;
     }
-    let p = PamEnv::new(ARGS);
-    let e = enrolled(&p);
-    let (first, replay) = in_one_step(|| {
+    // A fresh enrollment each round: a round that crossed a step boundary
+    // has activated its account.
+    let (p, first, replay) = in_one_step(|| {
+        let p = PamEnv::new(ARGS);
+        let e = enrolled(&p);
         let code = totp_now(&e.secret, 0);
         let first = p.pamtester("alice", &format!("{code}\n"));
         let replay = p.pamtester("alice", &format!("{code}\n"));
-        (first, replay)
+        (p, first, replay)
     });
     assert!(authenticated(&first), "{first}");
     assert!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Env, LIST, POLICY, STORE, UNLOCK, VERIFY, decode_secret,
-    fixtures, mode, now_unix, totp_at, totp_now, wrong_codes,
+    fixtures, mode, now_unix, previous_step_time, totp_at, totp_now, wrong_codes,
 };
 use rusqlite::Connection;
 
@@ -184,7 +184,7 @@ fn prepared() -> (Env, Stored, Stored) {
 fn prepared_with_secrets() -> (Env, Stored, Stored, String, String) {
     let env = Env::new();
     let alice = env.enroll(A);
-    let t = now_unix() - 30;
+    let t = previous_step_time();
     env.verify_json(A, &totp_at(&decode_secret(&alice.secret), t, 6))
         .ok_json();
     env.verify_json(A, &alice.backup_codes[9]).ok_json();

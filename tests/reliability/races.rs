@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use mb2fa_testkit::{
     BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, Run, UNLOCK, VERIFY, decode_secret,
-    now_unix, previous_step_code, run_all, totp_at, totp_now, wrong_code,
+    now_unix, previous_step_code, previous_step_time, run_all, totp_at, totp_now, wrong_code,
 };
 
 use crate::support::{
@@ -411,7 +411,7 @@ fn template() -> Template {
         let active = email != C;
         let mut last_step = None;
         if active {
-            let t = now_unix() - 30;
+            let t = previous_step_time();
             env.verify_json(email, &totp_at(&decode_secret(&e.secret), t, 6))
                 .ok_json();
             last_step = Some(i64::try_from(t / 30).expect("step"));

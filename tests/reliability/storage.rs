@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use mb2fa_testkit::{
     AUDIT, BACKUP_CODES, DISABLE, ENABLE, Enrolled, Env, LIST, POLICY, Run, UNLOCK, VERIFY, chmod,
-    db_bytes, decode_secret, now_unix, run_all, run_command, totp_at, totp_now, with_suffix,
-    write_key_file,
+    db_bytes, decode_secret, now_unix, previous_step_time, run_all, run_command, totp_at, totp_now,
+    with_suffix, write_key_file,
 };
 
 use crate::support::{
@@ -34,7 +34,7 @@ const NEW: &str = "new@example.com";
 fn populated() -> (Env, Enrolled) {
     let env = Env::new();
     let e = env.enroll(A);
-    let t = now_unix() - 30;
+    let t = previous_step_time();
     env.verify_json(A, &totp_at(&decode_secret(&e.secret), t, 6))
         .ok_json();
     env.verify_json(A, &e.backup_codes[9]).ok_json();

@@ -44,5 +44,5 @@ pub use tools::{
 };
 pub use totp::{
     PERIOD, decode_secret, hotp, in_one_step, now_unix, oathtool, oathtool_at, previous_step_code,
-    totp_at, totp_now, wrong_code, wrong_codes,
+    previous_step_time, totp_at, totp_now, wrong_code, wrong_codes,
 };

@@ -69,6 +69,13 @@ pub fn totp_now(secret_base32: &str, offset_steps: i64) -> String {
 /// if needed: a loaded machine must not turn a step boundary between
 /// computing and verifying into a rejected (and counted) code.
 pub fn previous_step_code(secret_base32: &str) -> String {
+    totp_at(&decode_secret(secret_base32), previous_step_time(), 6)
+}
+
+/// A Unix time in the previous step, with the same margin as
+/// [`previous_step_code`] (for a test that also needs the step itself:
+/// `previous_step_time() / PERIOD`).
+pub fn previous_step_time() -> u64 {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -77,7 +84,7 @@ pub fn previous_step_code(secret_base32: &str) -> String {
     if left_ms < PREVIOUS_CODE_MARGIN_MS {
         std::thread::sleep(std::time::Duration::from_millis(left_ms + 50));
     }
-    totp_now(secret_base32, -1)
+    shifted(-1)
 }
 
 /// How much of the current step [`previous_step_code`] leaves for the tool

@@ -69,7 +69,8 @@ fn no_tool_can_dump_core() {
     let pid = child.id();
     // Wait until it is the tool (not setpriv) and it is blocked on stdin.
     let mut limits = String::new();
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         if exe.ends_with(mb2fa_testkit::VERIFY) {
             limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();

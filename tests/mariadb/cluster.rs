@@ -254,6 +254,20 @@ fn an_enrollment_made_on_one_node_verifies_on_another_at_once() {
     }
 }
 
+/// A storage error a survivor may give while the cluster re-forms after a
+/// node died: busy, a conflict whose retries ran out, or not (yet) primary.
+fn reconfiguring(stderr: &str) -> bool {
+    stderr.lines().count() == 1
+        && [
+            "is busy",
+            "the retries ran out",
+            "not part of the primary component",
+            "not ready",
+        ]
+        .iter()
+        .any(|m| stderr.contains(m))
+}
+
 #[test]
 fn a_node_killed_mid_race_loses_nothing_and_the_others_keep_serving() {
     let Some(cluster) = Cluster::start(NODES) else {
@@ -283,8 +297,12 @@ fn a_node_killed_mid_race_loses_nothing_and_the_others_keep_serving() {
             (0, _) => accepted += 1,
             (1, _) => {}
             (10, 2) => {}
+            // Until the survivors evict the dead node (the suspect timeout,
+            // 3 s here), their commits wait, and one waiting behind them may
+            // give up: failing closed, with the message saying why.
+            (10, _) if reconfiguring(&run.stderr) => {}
             (other, n) => panic!(
-                "node {n}: exit {other} is neither accept, reject nor (on the killed node) a storage error\n{run}"
+                "node {n}: exit {other} is neither accept, reject nor (on the killed node, or while the cluster re-forms) a storage error\n{run}"
             ),
         }
     }
@@ -293,6 +311,9 @@ fn a_node_killed_mid_race_loses_nothing_and_the_others_keep_serving() {
         "a code accepted twice across nodes: {:?}",
         codes_of(&runs)
     );
+    for n in 0..2 {
+        cluster.wait_member(n, 2, Duration::from_secs(60));
+    }
     // What was reported accepted is durable on the survivors.
     for n in 0..2 {
         db.run(n, &["--email", &victim.email, "--code", &code])

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mb2fa_testkit::mariadb::Server;
 use mb2fa_testkit::{BACKUP_CODES, VERIFY, spawn};
 
 use crate::support::{Db, server};
@@ -42,6 +43,24 @@ fn time_one(mut cmd: Command) -> Duration {
     t.elapsed()
 }
 
+/// Wait until no connection but the asking one uses database `name`: a
+/// client killed after sending `COMMIT` (or mid-transaction) leaves the
+/// server finishing (or rolling back) its transaction, and reading before
+/// it has could see a commit land between two reads.
+fn settled(server: &Server, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sql = format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{name}' AND ID <> CONNECTION_ID()"
+    );
+    while server.sql(None, &sql).trim() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "a killed client's connection to {name} is still open after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn killed_backup_code_verification_and_regeneration_leave_whole_accounts() {
     let Some(server) = server() else { return };
@@ -71,8 +90,14 @@ fn killed_backup_code_verification_and_regeneration_leave_whole_accounts() {
             "trial {trial}: the timing run spent one code"
         );
         let _finished = kill_after(cmd(), jitter(took.mul_f64(1.5)));
-        let spent = count(&spent_q) - spent0;
-        let accepted = count(&accepted_q) - accepted0;
+        settled(server, &db.name);
+        // Both counts from one snapshot.
+        let both = q(&format!("SELECT ({spent_q}), ({accepted_q})"));
+        let (spent, accepted) = both
+            .split_once('\t')
+            .map(|(s, a)| (s.parse::<u32>().unwrap(), a.parse::<u32>().unwrap()))
+            .unwrap_or_else(|| panic!("two counts: {both:?}"));
+        let (spent, accepted) = (spent - spent0, accepted - accepted0);
         assert!(spent <= 1, "trial {trial}: {spent} codes spent");
         assert_eq!(
             spent, accepted,
@@ -98,6 +123,7 @@ fn killed_backup_code_verification_and_regeneration_leave_whole_accounts() {
         let before = hashes();
         let regen = db.command(BACKUP_CODES, &["--email", &email]);
         kill_after(regen, jitter(took.mul_f64(1.5)));
+        settled(server, &db.name);
         let after = hashes();
         let audited: u32 = q(&format!(
             "SELECT COUNT(*) FROM mb2fa_audit WHERE email = '{email}' AND action = 'backup_codes'"

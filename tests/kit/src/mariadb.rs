@@ -403,6 +403,13 @@ impl Cluster {
         &self.nodes[i]
     }
 
+    /// Wait (up to `limit`) until node `i` is a ready member of a primary
+    /// component of `size` nodes: after a kill, the survivors evict the dead
+    /// node only after the suspect timeout.
+    pub fn wait_member(&self, i: usize, size: usize, limit: Duration) {
+        self.nodes[i].wait_ready(Some(size), limit);
+    }
+
     /// A fresh database, made on node 0 and replicated to all.
     pub fn create_database(&self) -> String {
         let name = self.nodes[0].create_database();

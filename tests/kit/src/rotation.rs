@@ -127,9 +127,10 @@ pub struct Verifiers {
 /// its accounts in turn: a backup code (one turn in three, while an account
 /// of its share has any), else the code of the current step unless one was
 /// accepted for it already; one in four accepted codes is sent again at
-/// once, a replay that must be rejected (exit 1, never 10). A replay counts
-/// as a failure, and the success after it resets the count, so no account
-/// ever locks.
+/// once, a replay that must be rejected (exit 1, never 10). A replay is not
+/// counted as a failure, so no account ever locks; a thread whose accounts
+/// have all used the current step replays its last accepted code until the
+/// next step.
 pub fn start(launch: Launch, accounts: Vec<Known>, workers: usize) -> Verifiers {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicUsize::new(0));
@@ -212,6 +213,8 @@ fn verify_until(
         r
     };
     let mut idle = 0;
+    // The step, account and code of the last code this thread had accepted.
+    let mut last_accepted: Option<(u64, String, String)> = None;
     while !stop.load(Ordering::SeqCst) && !share.is_empty() {
         turn += 1;
         // One turn in three goes to an account with backup codes left.
@@ -220,6 +223,7 @@ fn verify_until(
             .then(|| share.iter().position(|a| !a.backup.is_empty()))
             .flatten();
         let i = with_codes.unwrap_or(turn % share.len());
+        let n = share.len();
         let a = &mut share[i];
         if let Some(code) = with_codes.and_then(|_| a.backup.pop()) {
             let r = run(&mut t, &["--email", &a.email, "--code", &code]);
@@ -245,10 +249,24 @@ fn verify_until(
         let step = unix / PERIOD;
         if a.last_step.is_some_and(|s| s >= step) {
             idle += 1;
-            if idle >= share.len() {
-                // Every account of this share was used in this step.
-                thread::sleep(Duration::from_millis(50));
+            if idle >= n {
+                // Every account of this share was used in this step: keep
+                // verifying (a rotation must have verifications beside it)
+                // with a replay of a code this thread had accepted in this
+                // step (rejected, and not counted as a failure), else wait.
                 idle = 0;
+                match last_accepted.as_ref().filter(|l| l.0 == step) {
+                    Some((_, email, code)) => {
+                        let r = run(&mut t, &["--email", email, "--code", code]);
+                        if r.code == 1 {
+                            t.replays_rejected += 1;
+                        } else {
+                            t.failures
+                                .push(format!("a replayed code was not rejected (exit 1)\n{r}"));
+                        }
+                    }
+                    None => thread::sleep(Duration::from_millis(50)),
+                }
             }
             continue;
         }
@@ -258,6 +276,7 @@ fn verify_until(
         if r.code == 0 {
             t.accepted += 1;
             a.last_step = Some(step);
+            last_accepted = Some((step, a.email.clone(), code.clone()));
         } else {
             t.failures
                 .push(format!("a fresh code (step {step}) was not accepted\n{r}"));

@@ -158,7 +158,7 @@ fn seed(o: &Opts) -> Result<()> {
                 tx.record_success(
                     id,
                     &Success {
-                        at: t,
+                        used_at: Some(t),
                         totp: Some(TotpProgress {
                             last_step,
                             drift_steps: 0,

@@ -207,6 +207,8 @@ fn import_google_authenticator_file_keeps_secret_floor_and_scratch_codes() {
     let listed = env.account(ALICE);
     assert_eq!(listed["state"], "active");
     assert_eq!(listed["backup_codes_left"], 5);
+    // Active, but no code was used here yet.
+    assert_eq!(listed["last_used_at"], Value::Null, "{listed}");
     // The floor's step was used by the old module: a replay. (The codes are
     // those of the floor's step and the one after it, not of "now": the
     // step may have ended since.)
@@ -223,6 +225,10 @@ fn import_google_authenticator_file_keeps_secret_floor_and_scratch_codes() {
     assert_eq!(
         (ok["method"].clone(), ok["activated"].clone()),
         (Value::from("totp"), Value::from(false))
+    );
+    assert!(
+        env.account(ALICE)["last_used_at"].is_string(),
+        "a login is the first use"
     );
     verify(&env, ALICE, &next).fail_json(1, "rejected");
     // A scratch code, typed as its 8 digits (an inner space is fine), works

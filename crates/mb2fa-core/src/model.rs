@@ -230,7 +230,9 @@ pub struct StoredBackupCode {
 /// written as it is by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Success {
-    pub at: i64,
+    /// When the code was used: the account's last use. `None` (an import:
+    /// no code was used here) leaves the last use as it is.
+    pub used_at: Option<i64>,
     /// A TOTP code's progress; `None` for a backup code.
     pub totp: Option<TotpProgress>,
     /// The enrollment's state afterwards.
@@ -254,7 +256,7 @@ impl Success {
         activates: bool,
     ) -> Success {
         Success {
-            at,
+            used_at: Some(at),
             totp: Some(TotpProgress {
                 last_step: step,
                 drift_steps,
@@ -269,7 +271,7 @@ impl Success {
     /// A spent backup code at `at`: the state stays, the failures are cleared.
     pub fn backup_code(at: i64, state: State) -> Success {
         Success {
-            at,
+            used_at: Some(at),
             totp: None,
             state,
             activated_at: None,

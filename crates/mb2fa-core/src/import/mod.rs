@@ -227,7 +227,9 @@ pub fn import(
             tx.record_success(
                 id,
                 &Success {
-                    at: now,
+                    // Activated, but no code was used here yet: `list`
+                    // shows it as never used until the first login.
+                    used_at: None,
                     totp: e.floor.map(|f| TotpProgress {
                         last_step: f.step,
                         drift_steps: 0,

@@ -381,7 +381,7 @@ impl Transaction for MariadbTx<'_> {
         let totp = s.totp.as_ref();
         let n = self.exec(
             "UPDATE mb2fa_accounts SET
-                last_used_at = ?,
+                last_used_at = COALESCE(?, last_used_at),
                 failed_attempts = ?,
                 locked_until = ?,
                 state = ?,
@@ -392,7 +392,7 @@ impl Transaction for MariadbTx<'_> {
              WHERE id = ? AND failed_attempts = ? AND locked_until <=> ?
                 AND (? = 0 OR last_step <=> ?) AND @@in_transaction = 1",
             vec![
-                v(s.at),
+                v(s.used_at),
                 v(s.lock.failed_attempts),
                 v(s.lock.locked_until),
                 v(s.state.as_str()),

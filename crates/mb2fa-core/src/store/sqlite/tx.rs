@@ -265,7 +265,7 @@ impl Transaction for SqliteTx<'_> {
             .tx
             .execute(
                 "UPDATE accounts SET
-                    last_used_at = ?2,
+                    last_used_at = COALESCE(?2, last_used_at),
                     failed_attempts = ?3,
                     locked_until = ?4,
                     state = ?5,
@@ -277,7 +277,7 @@ impl Transaction for SqliteTx<'_> {
                     AND (?12 = 0 OR last_step IS ?13)",
                 params![
                     id,
-                    s.at,
+                    s.used_at,
                     s.lock.failed_attempts,
                     s.lock.locked_until,
                     s.state.as_str(),

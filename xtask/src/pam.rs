@@ -393,7 +393,10 @@ pub fn page(date: &str) -> Result<Output> {
         "Before removing the package",
         "Take the module's lines out of */etc/pam.d* first. Removing the package leaves \
          */etc/pam.d* and */etc/ssh* as they are, and a `required` line whose module is \
-         missing fails every login of that service.",
+         missing fails every login of that service (a `-auth` line skips the second factor \
+         without a word). So the package refuses to be removed while a line of */etc/pam.d* \
+         that is not a comment names *pam_mb2fa*, and names the files; \
+         `MB2FA_REMOVE_IN_USE=1` removes it anyway. Upgrades are not refused.",
     );
     item(
         &mut r,
@@ -555,6 +558,25 @@ mod tests {
         }
         let map = vec!["map=/etc/mailborder/2fa-users".to_string()];
         pam_mb2fa::options::parse(&map).unwrap();
+    }
+
+    /// Both packages refuse removal on the same test of /etc/pam.d (the
+    /// .deb's is run by package-smoke; rpm is not on the CI machine).
+    #[test]
+    fn both_packages_refuse_removal_while_pam_loads_the_module() {
+        let prerm = read("packaging/deb/maintainer-scripts/prerm");
+        let rpm = read("packaging/rpm/mb-2fa.spec");
+        let test = "grep -lsE '^[[:space:]]*[^#[:space:]].*pam_mb2fa' /etc/pam.d/*";
+        let preun = rpm
+            .split("\n%preun\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n%").next())
+            .expect("the spec has %preun");
+        for (name, script) in [("prerm", prerm.as_str()), ("%preun", preun)] {
+            assert!(script.contains(test), "{name} lacks the test");
+            assert!(script.contains("MB2FA_REMOVE_IN_USE"), "{name}");
+            assert!(script.contains("exit 1"), "{name} does not refuse");
+        }
     }
 
     /// Both packages install the module and the examples.

@@ -290,6 +290,16 @@ fn copy_moves_everything_from_sqlite_to_mariadb_and_back() {
     for code in wrong_codes(&b.secret, 5) {
         env.run(VERIFY, ["--email", BOB, "--code", &code]);
     }
+    // The lock the five failures set lasts 30 s; an hour, so that it surely
+    // outlasts the copies below on a slow machine.
+    let locked = rusqlite::Connection::open(&env.db)
+        .expect("open the SQLite store")
+        .execute(
+            "UPDATE accounts SET locked_until = locked_until + 3570 WHERE email = ?1 AND failed_attempts = 5 AND locked_until IS NOT NULL",
+            [BOB],
+        )
+        .expect("extend the lock");
+    assert_eq!(locked, 1, "five wrong codes locked bob");
     env.run(POLICY, ["set", "--require-all", "on", "--grace-days", "7"])
         .expect_code(0);
     env.run(

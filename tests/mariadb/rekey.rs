@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use mb2fa_testkit::rotation::{self, Known, Launch};
 use mb2fa_testkit::{
-    Env, PERIOD, STORE, VERIFY, now_unix, oathtool, run_command, totp_now, write_key_file,
+    Env, PERIOD, STORE, VERIFY, now_unix, oathtool, run_command, spawn_quiet, totp_now,
+    write_key_file,
 };
 use serde_json::Value;
 
@@ -202,12 +203,7 @@ fn killed_rekey_on_mariadb_leaves_a_store_one_key_opens() {
     let (mut killed, mut finished, mut resumed) = (0, 0, 0);
     for trial in 0..trials {
         let delay = Duration::from_micros(next() % (whole.as_micros() as u64 * 6 / 5 + 1));
-        let mut child = at(&env, &db.url, STORE, &["rekey"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn rekey");
+        let mut child = spawn_quiet(&mut at(&env, &db.url, STORE, &["rekey"]));
         std::thread::sleep(delay);
         match child.try_wait().expect("try_wait") {
             Some(_) => {

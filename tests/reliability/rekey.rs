@@ -9,13 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
 use mb2fa_testkit::rotation::{self, Known, Launch};
-use mb2fa_testkit::{Env, PERIOD, STORE, VERIFY, mode, now_unix, totp_now};
+use mb2fa_testkit::{Env, PERIOD, STORE, VERIFY, mode, now_unix, spawn_quiet, totp_now};
 
 use crate::support::{
     Ending, Rng, copy_env, count_from_env, crash_trials, figure, kill_after, open, setting,
@@ -153,12 +152,8 @@ fn calibrate(tpl: &Env, old_fp: &str) -> (Duration, Duration, Duration) {
     let env = fresh(tpl);
     let new_path = sibling(&env.key, ".new");
     let conn = open(&env.db);
-    let mut cmd = env.command(STORE, ["rekey"]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = spawn_quiet(&mut env.command(STORE, ["rekey"]));
     let (mut t_new, mut t_commit) = (None, None);
     loop {
         if t_new.is_none() && new_path.exists() {
@@ -181,12 +176,8 @@ fn calibrate(tpl: &Env, old_fp: &str) -> (Duration, Duration, Duration) {
 /// became visible (or when it ends first). The delay since the start.
 fn kill_after_commit(env: &Env, old_fp: &str, extra: Duration) -> (Duration, Ending) {
     let conn = open(&env.db);
-    let mut cmd = env.command(STORE, ["rekey"]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = spawn_quiet(&mut env.command(STORE, ["rekey"]));
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
             return (

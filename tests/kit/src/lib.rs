@@ -32,7 +32,7 @@ pub use qr::{
     QrStyle, art_lines, art_to_modules, decode_art, decode_modules, decode_one, invert, quiet_zone,
     strip_ansi, svg_to_modules,
 };
-pub use runner::{RUN_TIMEOUT, Run, bin, finish, json, run_all, run_command, spawn};
+pub use runner::{RUN_TIMEOUT, Run, bin, finish, json, run_all, run_command, spawn, spawn_quiet};
 pub use terminal::run_in_terminal;
 pub use text::{
     OtpauthUri, backup_codes_in, contains_bytes, is_backup_code, is_secret, non_utf8,

@@ -194,6 +194,16 @@ pub fn spawn(cmd: &mut Command, stdin: bool) -> Child {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)))
 }
 
+/// Spawn `cmd` with stdin, stdout and stderr on /dev/null: a child a test
+/// may kill, whose output nobody reads.
+pub fn spawn_quiet(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)))
+}
+
 /// Wait for a child (its stdin already closed or written), collecting its
 /// output; a child that takes longer than [`RUN_TIMEOUT`] is killed and the
 /// test fails.

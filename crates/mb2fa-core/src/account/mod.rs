@@ -58,6 +58,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The context of a unit test: tool `test`, actor `tester`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(clock: &'a dyn Clock) -> Ctx<'a> {
+        Ctx {
+            clock,
+            tool: "test",
+            actor: "tester".to_string(),
+            via: None,
+        }
+    }
+
     /// An audit record of this run about `email` (`None`: about the store).
     pub fn record(
         &self,

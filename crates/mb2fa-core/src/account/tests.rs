@@ -23,12 +23,7 @@ fn setup() -> (tempfile::TempDir, Store, Email) {
 }
 
 fn ctx(clock: &FixedClock) -> Ctx<'_> {
-    Ctx {
-        clock,
-        tool: "test",
-        actor: "tester".to_string(),
-        via: None,
-    }
+    Ctx::for_tests(clock)
 }
 
 fn totp_code(e: &Enrollment, step_offset: i64) -> Code {

@@ -20,12 +20,7 @@ fn setup() -> (tempfile::TempDir, Store) {
 }
 
 fn ctx(clock: &FixedClock) -> Ctx<'_> {
-    Ctx {
-        clock,
-        tool: "test",
-        actor: "tester".to_string(),
-        via: None,
-    }
+    Ctx::for_tests(clock)
 }
 
 fn alice() -> Email {
